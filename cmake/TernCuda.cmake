@@ -1,0 +1,31 @@
+# TERN_CUDA=AUTO (default: on when nvcc is found), ON (fail without nvcc) or OFF.
+# Sets TERN_HAVE_CUDA and TERN_CUDA_SUMMARY. Never links libcuda: the driver API is not needed and
+# a binary linked against it would not start on machines without the driver.
+include_guard(GLOBAL)
+
+set(TERN_CUDA AUTO CACHE STRING "Build the CUDA kernels: AUTO, ON or OFF")
+set_property(CACHE TERN_CUDA PROPERTY STRINGS AUTO ON OFF)
+set(TERN_HAVE_CUDA OFF)
+set(TERN_CUDA_SUMMARY "off (TERN_CUDA=OFF)")
+
+if(NOT TERN_CUDA STREQUAL "OFF")
+  if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 80 90)
+    endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    set(TERN_HAVE_CUDA ON)
+    set(TERN_CUDA_SUMMARY "on (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, sm_${CMAKE_CUDA_ARCHITECTURES})")
+  elseif(TERN_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "TERN_CUDA=ON but no CUDA compiler was found (set CMAKE_CUDA_COMPILER)")
+  else()
+    set(TERN_CUDA_SUMMARY "off (no nvcc found: CPU-only build)")
+    message(WARNING "tern: no CUDA compiler found; building the CPU-only codecs")
+  endif()
+endif()
