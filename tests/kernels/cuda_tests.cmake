@@ -1,0 +1,1 @@
+# CUDA tests (placeholder until they land).

@@ -1,0 +1,1 @@
+// Placeholder: SIMD == scalar bit-exact tests land with the AVX2/AVX-512 kernels.
