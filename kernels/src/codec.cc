@@ -51,10 +51,19 @@ bool valid_dtype(DType dtype) { return static_cast<unsigned>(dtype) < 3; }
 
 std::string nonfinite_message(const cpu::NonFiniteTally& tally, Codec codec) {
   std::string msg = std::to_string(tally.count) + " non-finite value" + (tally.count == 1 ? "" : "s") +
-                    " (NaN/Inf in the input or residual";
+                    " (NaN/Inf in the input or residual, a block scale overflowing fp32";
   if (codec == Codec::kFp16 || codec == Codec::kBf16) msg += ", or overflow of " + std::string(codec_name(codec));
   msg += "), first at element " + std::to_string(tally.first) + "; nothing was encoded";
   return msg;
+}
+
+// Blocks whose scale is not finite, reported by the index of their first element.
+cpu::NonFiniteTally overflowing_scales(const std::uint8_t* scales, std::size_t count, std::uint32_t block_size) {
+  cpu::NonFiniteTally tally;
+  for (std::size_t b = 0; b < count; ++b) {
+    if (!std::isfinite(cpu::load_f32(scales + 4 * b)) && tally.count++ == 0) tally.first = b * block_size;
+  }
+  return tally;
 }
 
 Status decode_status(const cpu::DecodeTally& tally, DType out_dtype) {
@@ -172,10 +181,13 @@ Status encode(const void* input, DType dtype, std::size_t count, const float* re
   job.element_offset = options.element_offset;
   job.scales = chunk + kChunkHeaderBytes;
   job.payload = job.scales + 4 * layout.scale_count;
-  const cpu::NonFiniteTally tally = count ? kernels().encode(job) : cpu::NonFiniteTally{};
+  cpu::NonFiniteTally tally = count ? kernels().encode(job) : cpu::NonFiniteTally{};
   const std::size_t used = 4 * layout.scale_count + layout.code_bytes;
   std::memset(job.scales + used, 0, layout.payload_bytes - used);
 
+  // Finite inputs can still give an infinite block scale: mean|x| of values near FLT_MAX overflows
+  // in the block sum. Such a chunk would be rejected by every decoder, so it is not produced.
+  if (!tally.count) tally = overflowing_scales(job.scales, layout.scale_count, options.block_size);
   if (tally.count) {
     if (report) {
       report->nonfinite_count = tally.count;
