@@ -68,8 +68,8 @@ cpu::NonFiniteTally overflowing_scales(const std::uint8_t* scales, std::size_t c
 
 Status decode_status(const cpu::DecodeTally& tally, DType out_dtype) {
   if (tally.invalid_codes)
-    return corrupt_data("chunk holds " + std::to_string(tally.invalid_codes) + " invalid ternary code" +
-                        (tally.invalid_codes == 1 ? "" : "s") + " (0b10)");
+    return corrupt_data("chunk holds " + std::to_string(tally.invalid_codes) + " invalid code" +
+                        (tally.invalid_codes == 1 ? "" : "s") + " (ternary 0b10, or NaN/Inf in a cast codec)");
   if (tally.overflows)
     return non_finite(std::to_string(tally.overflows) + " decoded value" + (tally.overflows == 1 ? "" : "s") +
                       " overflow " + std::string(dtype_name(out_dtype)));

@@ -45,7 +45,7 @@ struct DecodeJob {
 };
 
 struct DecodeTally {
-  std::size_t invalid_codes = 0;  // ternary code 0b10
+  std::size_t invalid_codes = 0;  // ternary code 0b10, or a NaN/Inf value of a cast codec (decoded as +0.0f)
   std::size_t overflows = 0;      // values that became ±Inf when narrowed to the output dtype
 };
 

@@ -132,19 +132,24 @@ NonFiniteTally encode(const EncodeJob& job) {
   return codec_is_block_scaled(job.codec) ? encode_block_scaled(job) : encode_cast(job);
 }
 
-// Decoded value of element i; counts invalid ternary codes.
+// Decoded value of element i. Counts invalid codes: ternary 0b10, and non-finite values of the cast
+// codecs (encode never produces them, so they can only come from a corrupt or hostile chunk); both
+// decode as +0.0f.
 float decoded_value(const DecodeJob& job, std::size_t i, DecodeTally& tally) {
+  float cast = 0.0f;
   switch (job.codec) {
-    case Codec::kFp32: return load_f32(job.payload + 4 * i);
+    case Codec::kFp32: cast = load_f32(job.payload + 4 * i); break;
     case Codec::kFp16: {
       std::uint16_t h;
       std::memcpy(&h, job.payload + 2 * i, 2);
-      return fp16_to_float(h);
+      cast = fp16_to_float(h);
+      break;
     }
     case Codec::kBf16: {
       std::uint16_t h;
       std::memcpy(&h, job.payload + 2 * i, 2);
-      return bf16_to_float(h);
+      cast = bf16_to_float(h);
+      break;
     }
     case Codec::kSignEf: {
       const float s = load_f32(job.scales + 4 * (i / job.block_size));
@@ -160,6 +165,8 @@ float decoded_value(const DecodeJob& job, std::size_t i, DecodeTally& tally) {
       return 0.0f;
     }
   }
+  if (std::isfinite(cast)) return cast;
+  ++tally.invalid_codes;
   return 0.0f;
 }
 
