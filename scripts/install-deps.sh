@@ -9,6 +9,10 @@ packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev   # libFuzzer and the sanitizer runtimes for the fuzz preset
+  # transport: UCX, TCP bootstrap (Boost.Asio), HMAC (OpenSSL), logging, CLI, JSON
+  libucx-dev ucx-utils libboost-dev libssl-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
+  # emulated cluster and the baselines tern is measured against (OpenMPI, torch.distributed gloo)
+  iproute2 iperf3 openmpi-bin libopenmpi-dev python3 python3-torch python3-numpy
 )
 
 missing=()
