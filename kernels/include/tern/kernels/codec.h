@@ -119,6 +119,9 @@ Status decode_accumulate(std::span<const std::uint8_t> chunk, float* acc, std::s
 Status residual_update(std::span<const std::uint8_t> chunk, const void* input, DType dtype,
                        std::size_t count, float* residual);
 
+/// out[i] = widen(input[i]) (exact), for the reduced values a rank contributes without encoding.
+void widen_to_f32(const void* input, DType dtype, std::size_t count, float* out) noexcept;
+
 /// CPU implementations, chosen at run time from cpuid (and TERN_CPU_ISA=scalar|avx2|avx512 if set).
 enum class CpuIsa : std::uint8_t { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
 std::string_view cpu_isa_name(CpuIsa isa) noexcept;

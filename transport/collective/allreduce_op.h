@@ -1,0 +1,100 @@
+// Internal: one allreduce in flight. A state machine driven by Communicator::allreduce()'s thread:
+// transport callbacks only record arrivals; encoding, reduction and decoding run in the loop,
+// one chunk at a time between progress() calls, so the network stays busy while the CPU works.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "protocol.h"
+#include "tern/transport/collective.h"
+
+namespace tern::collective {
+
+class AllreduceOp {
+ public:
+  AllreduceOp(Communicator& comm, void* buffer, std::size_t count, const AllreduceOptions& options,
+              Communicator::Residuals* residuals, std::uint64_t op);
+  AllreduceOp(const AllreduceOp&) = delete;
+  AllreduceOp& operator=(const AllreduceOp&) = delete;
+
+  /// Runs to completion or failure. Returns only when every transport operation it posted has
+  /// completed (so no callback can touch this object afterwards).
+  Status run();
+  const AllreduceStats& stats() const { return stats_; }
+
+ private:
+  struct ScatterChunk {                             // one pipeline chunk of this rank's shard
+    std::vector<std::vector<std::uint8_t>> from;   // per source rank
+    std::vector<char> got;                         // per source rank: arrived
+    int arrived = 0;
+  };
+  struct GatherChunk {  // one pipeline chunk of another rank's shard
+    std::vector<std::uint8_t> bytes;
+    bool arrived = false;
+  };
+  struct SendBuffer {
+    std::vector<std::uint8_t> bytes;
+    int pending = 0;
+  };
+
+  bool complete() const;
+  void fail(const Status& status);
+  Status check_deadline_and_failures();
+  void post_descriptors();
+  void post_receives();
+  bool encode_next_scatter();
+  bool reduce_next_chunk();
+  bool decode_arrived_gather();
+  void send_to(int peer, Phase phase, std::uint32_t chunk, SendBuffer* buffer);
+  void recv_from(int peer, Phase phase, std::uint32_t chunk, std::vector<std::uint8_t>& into,
+                 std::function<void()> on_arrival);
+  Status check_chunk(const std::vector<std::uint8_t>& bytes, kernels::Codec codec, std::size_t count, int from) const;
+  kernels::EncodeOptions encode_options(kernels::Codec codec, Phase phase, std::size_t element_offset) const;
+  std::string describe() const;
+  void drain();
+
+  Communicator& comm_;
+  transport::Transport& transport_;
+  std::uint8_t* buffer_;
+  std::size_t count_;
+  AllreduceOptions options_;
+  Communicator::Residuals* residuals_;
+  std::uint64_t op_;
+  int me_, ranks_;
+  std::size_t elem_bytes_;
+  Partition partition_;
+  std::chrono::steady_clock::time_point start_, deadline_;
+  AllreduceStats stats_;
+  Status error_;
+  int in_flight_ = 0;  // posted transport operations whose callback has not run
+
+  OpDescriptor descriptor_;
+  std::vector<std::uint8_t> descriptor_bytes_;
+  std::vector<std::vector<std::uint8_t>> peer_descriptors_;
+  std::vector<char> descriptor_got_;
+  int descriptors_ok_ = 0;
+  bool receives_started_ = false;
+
+  // Reduce-scatter, sending side: (chunk index, peer offset) in round-robin order.
+  std::uint32_t next_scatter_chunk_ = 0;
+  int next_scatter_peer_ = 1;
+  int scatter_sends_in_flight_ = 0;
+  std::deque<SendBuffer> scatter_sends_;  // deque: stable addresses while callbacks hold them
+
+  // Reduce-scatter, owning side, and the allgather sends of the reduced chunks.
+  std::vector<ScatterChunk> scatter_;
+  std::uint32_t scatter_posted_ = 0, reduced_ = 0;
+  std::vector<float> accumulator_;
+  std::deque<SendBuffer> gather_sends_;
+  int gather_sends_in_flight_ = 0;
+
+  // Allgather, receiving side: per shard owner.
+  std::vector<std::vector<GatherChunk>> gather_;
+  std::vector<std::uint32_t> gather_posted_, gather_outstanding_, gather_done_;
+  std::deque<std::pair<int, std::uint32_t>> gather_arrived_;
+};
+
+}  // namespace tern::collective

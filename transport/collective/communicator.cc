@@ -1,0 +1,159 @@
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "allreduce_op.h"
+#include "protocol.h"
+#include "tern/transport/collective.h"
+
+namespace tern::collective {
+
+// A receive posted once per peer for the whole life of the communicator: the channel on which a
+// rank that failed an operation tells the others why (so they fail too, instead of timing out).
+struct Communicator::AbortInbox {
+  std::vector<std::uint8_t> bytes = std::vector<std::uint8_t>(kMaxAbortMessage);
+};
+
+
+Result<std::unique_ptr<Communicator>> Communicator::create(std::unique_ptr<transport::Transport> transport,
+                                                           const CommunicatorOptions& options) {
+  if (!transport) return invalid_argument("null transport");
+  if (options.pipeline_chunk_elements == 0) return invalid_argument("pipeline chunk of 0 elements");
+  if (options.pipeline_window == 0) return invalid_argument("pipeline window of 0 chunks");
+  if (transport->size() > (1 << 20)) return invalid_argument("groups are limited to 2^20 ranks");
+  std::unique_ptr<Communicator> comm(new Communicator(std::move(transport), options));
+  for (int p = 0; p < comm->size(); ++p)
+    if (p != comm->rank()) comm->post_abort_receive(p);
+  return comm;
+}
+
+Communicator::Communicator(std::unique_ptr<transport::Transport> transport, const CommunicatorOptions& options)
+    : options_(options), transport_(std::move(transport)) {
+  abort_inboxes_.resize(static_cast<std::size_t>(transport_->size()));
+}
+
+Communicator::~Communicator() {
+  // The transport completes what is pending (abort receives included) while the inboxes still exist.
+  transport_.reset();
+}
+
+int Communicator::rank() const { return transport_->rank(); }
+int Communicator::size() const { return transport_->size(); }
+
+Status Communicator::broken() const {
+  std::lock_guard lock(broken_mutex_);
+  return broken_;
+}
+
+Status Communicator::broken_for(std::uint64_t op) const {
+  std::lock_guard lock(broken_mutex_);
+  return op >= broken_from_op_ ? broken_ : Status::ok();
+}
+
+void Communicator::break_group(const Status& reason, std::uint64_t from_op) {
+  std::lock_guard lock(broken_mutex_);
+  if (broken_.is_ok()) {
+    broken_ = reason;
+    broken_from_op_ = from_op;
+  } else {
+    broken_from_op_ = std::min(broken_from_op_, from_op);
+  }
+}
+
+void Communicator::notify_peer_failure(int peer, const Status& reason) {
+  if (peer < 0 || peer >= size() || peer == rank()) return;
+  break_group(reason);
+  transport_->wake();
+}
+
+void Communicator::post_abort_receive(int peer) {
+  auto& inbox = abort_inboxes_[static_cast<std::size_t>(peer)];
+  inbox = std::make_unique<AbortInbox>();
+  AbortInbox* box = inbox.get();
+  const Status posted = transport_->recv(
+      peer, make_tag(0, Phase::kAbort, 0), box->bytes.data(), box->bytes.size(), transport::MemoryKind::kHost,
+      [this, peer, box](const transport::Completion& c) {
+        if (!c.status.is_ok()) return break_group(c.status);
+        // Payload: the operation's sequence number (u64 LE), then the reason as text.
+        std::uint64_t op = 0;
+        if (c.bytes >= sizeof op) std::memcpy(&op, box->bytes.data(), sizeof op);
+        const std::size_t text = c.bytes >= sizeof op ? c.bytes - sizeof op : 0;
+        const std::string reason(reinterpret_cast<const char*>(box->bytes.data()) + sizeof op, text);
+        break_group(Status(StatusCode::kPeerFailure, transport_->peer_name(peer) + " aborted: " + reason), op);
+      });
+  if (!posted.is_ok()) break_group(posted);
+}
+
+// Tells every peer why this rank gave up; waits briefly for the messages to leave.
+void Communicator::send_abort(const Status& reason, std::uint64_t op) {
+  static thread_local std::string message;
+  message.assign(reinterpret_cast<const char*>(&op), sizeof op);
+  message += reason.to_string().substr(0, kMaxAbortMessage - sizeof op);
+  int pending = 0;
+  for (int p = 0; p < size(); ++p) {
+    if (p == rank()) continue;
+    ++pending;
+    if (!transport_->send(p, make_tag(0, Phase::kAbort, 0), message.data(), message.size(), transport::MemoryKind::kHost,
+                          [&pending](const transport::Completion&) { --pending; })
+             .is_ok())
+      --pending;
+  }
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  while (pending > 0 && std::chrono::steady_clock::now() < until) (void)transport_->progress(std::chrono::milliseconds(10));
+  // Sends that did not complete are failed with the peers by the caller's drain(); their callbacks
+  // must not touch `pending` afterwards.
+  while (pending > 0) {
+    for (int p = 0; p < size(); ++p)
+      if (p != rank()) transport_->fail_peer(p, reason);
+    (void)transport_->progress(std::chrono::milliseconds(10));
+  }
+}
+
+Result<Communicator::Residuals*> Communicator::residuals_for(const AllreduceOptions& options, std::size_t count,
+                                                             std::size_t shard_count) {
+  const bool worker = kernels::codec_uses_error_feedback(options.scatter_codec);
+  const bool owner = kernels::codec_uses_error_feedback(options.gather_codec);
+  if (!worker && !owner) return static_cast<Residuals*>(nullptr);
+  auto [it, inserted] = residuals_.try_emplace(options.tensor_key);
+  Residuals& r = it->second;
+  if (!inserted && r.count != count)
+    return invalid_argument("tensor key " + std::to_string(options.tensor_key) + " was used with " +
+                            std::to_string(r.count) + " elements, now " + std::to_string(count) +
+                            " (error-feedback residuals are kept per key)");
+  r.count = count;
+  if (worker && r.worker.size() != count) r.worker.assign(count, 0.0f);
+  if (owner && r.owner.size() != shard_count) r.owner.assign(shard_count, 0.0f);
+  return &r;
+}
+
+Status Communicator::allreduce(void* buffer, std::size_t count, const AllreduceOptions& options, AllreduceStats* stats) {
+  if (Status b = broken(); !b.is_ok()) return Status(b.code(), "communicator is broken: " + b.message());
+  const auto fail_all = [&](const Status& s) {
+    const Status named = s.with_context("rank " + std::to_string(rank()));
+    break_group(named, next_op_);
+    send_abort(named, next_op_);
+    return named;
+  };
+  // Argument errors fail the whole group: the other ranks are about to wait for this one.
+  for (kernels::Codec codec : {options.scatter_codec, options.gather_codec}) {
+    kernels::EncodeOptions probe;
+    probe.codec = codec;
+    probe.block_size = options.block_size;
+    probe.clip = options.clip && codec == kernels::Codec::kTernGrad;
+    if (static_cast<unsigned>(codec) >= kernels::kCodecCount) return fail_all(invalid_argument("unknown codec"));
+    if (Status s = kernels::validate(probe); !s.is_ok()) return fail_all(s);
+  }
+  if (static_cast<unsigned>(options.dtype) > 2) return fail_all(invalid_argument("unknown dtype"));
+  if (count != 0 && buffer == nullptr) return fail_all(invalid_argument("null buffer with a non-zero count"));
+  if (options.timeout.count() <= 0) return fail_all(invalid_argument("the timeout must be positive"));
+  const Partition partition(count, size(), options.block_size, options_.pipeline_chunk_elements);
+  auto residuals = residuals_for(options, count, partition.shard_size(rank()));
+  if (!residuals.is_ok()) return fail_all(residuals.status());
+
+  AllreduceOp op(*this, buffer, count, options, *residuals, next_op_++);
+  const Status s = op.run();
+  if (stats) *stats = op.stats();
+  return s;
+}
+
+}  // namespace tern::collective

@@ -1,0 +1,123 @@
+// The collective engine in library mode (like NCCL's communicator): a compressed allreduce over
+// any Transport, as reduce-scatter + allgather, pipelined in chunks with bounded memory.
+//
+// Algorithm (N ranks): the tensor is split into N shards, shard j owned by rank j, each shard into
+// pipeline chunks. Reduce-scatter: every rank encodes its own values of shard j with the scatter
+// codec and sends them straight to rank j; rank j sums the N−1 decoded contributions and its own
+// (in fp32, in rank order). Allgather: rank j re-encodes the reduced shard with the gather codec,
+// sends the same bytes to every rank and decodes them itself. Every rank therefore decodes the
+// same bytes for every shard: the results are bit-identical on all ranks. Each rank sends and
+// receives (N−1)/N of the compressed tensor per direction: 2(N−1)/N in all (bandwidth-optimal).
+//
+// Failure semantics: every allreduce has a deadline. A dead, silent or misbehaving peer, a
+// mismatch between ranks' arguments, bad input on any rank (non-finite values) or corrupt data
+// fails the operation on every rank with a message naming the rank and the values, and leaves
+// the communicator broken: later calls fail at once with the same reason; destroy it and form the
+// group again. (A rank that crashes in the middle of the allgather may leave some survivors with
+// a completed result and others with an error, as in NCCL; the next operation fails everywhere.)
+//
+// Thread safety: allreduce() is called by one thread at a time per communicator (it drives the
+// transport itself). notify_peer_failure() may be called from any thread (e.g. a heartbeat
+// monitor) and makes a running or later allreduce fail promptly.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "tern/common/status.h"
+#include "tern/kernels/codec.h"
+#include "tern/transport/transport.h"
+
+namespace tern::collective {
+
+enum class ReduceOp : std::uint8_t { kSum = 0, kMean = 1 };
+
+struct AllreduceOptions {
+  ReduceOp op = ReduceOp::kSum;
+  kernels::DType dtype = kernels::DType::kF32;            ///< element type of the buffer
+  kernels::Codec scatter_codec = kernels::Codec::kTernGrad;  ///< reduce-scatter: each worker's values
+  kernels::Codec gather_codec = kernels::Codec::kTernGrad;   ///< allgather: the reduced shard, re-encoded
+  std::uint32_t block_size = kernels::kDefaultBlockSize;
+  bool clip = false;  ///< terngrad clipping (both directions that use terngrad)
+  /// Error-feedback codecs keep residuals per tensor key across calls (worker residual for the
+  /// scatter direction, the owner's residual for the gather direction). A key must keep its
+  /// element count.
+  std::uint64_t tensor_key = 0;
+  std::chrono::milliseconds timeout{30000};
+};
+
+struct CommunicatorOptions {
+  std::uint64_t seed = 0;                      ///< shared by the group: Philox key of terngrad's rounding
+  std::uint32_t pipeline_chunk_elements = 1u << 17;  ///< elements per pipeline chunk (rounded to blocks)
+  std::uint32_t pipeline_window = 4;           ///< chunks in flight per peer and direction
+  std::uint64_t group_id = 0;                  ///< checked in every operation's descriptor
+};
+
+/// What one allreduce moved and spent.
+struct AllreduceStats {
+  std::uint64_t bytes_sent = 0;       ///< payload bytes this rank sent (descriptors excluded)
+  std::uint64_t bytes_received = 0;
+  double encode_seconds = 0;
+  double decode_seconds = 0;
+  double total_seconds = 0;
+};
+
+class Communicator {
+ public:
+  /// Takes ownership of a connected transport. kInvalidArgument for bad options.
+  static Result<std::unique_ptr<Communicator>> create(std::unique_ptr<transport::Transport> transport,
+                                                      const CommunicatorOptions& options);
+  ~Communicator();
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  int rank() const;
+  int size() const;
+  const transport::Transport& transport() const { return *transport_; }
+
+  /// In-place allreduce of `count` elements of `options.dtype` at `buffer`. Blocks until done,
+  /// failed, or past `options.timeout`. On error the buffer holds unspecified values.
+  Status allreduce(void* buffer, std::size_t count, const AllreduceOptions& options,
+                   AllreduceStats* stats = nullptr);
+
+  /// Thread-safe. Records that `peer` failed (e.g. missed heartbeats): the running or next
+  /// allreduce fails with `reason` on this rank and aborts on the others.
+  void notify_peer_failure(int peer, const Status& reason);
+
+  /// The reason this communicator is broken, or OK.
+  Status broken() const;
+  /// Whether operation `op` must fail: the group broke at or before it (an abort names the
+  /// operation it happened in; earlier operations still complete with the data they have).
+  Status broken_for(std::uint64_t op) const;
+
+ private:
+  friend class AllreduceOp;
+  struct Residuals {
+    std::size_t count = 0;
+    std::vector<float> worker;  // per element of the tensor
+    std::vector<float> owner;   // per element of this rank's shard
+  };
+  struct AbortInbox;
+
+  Communicator(std::unique_ptr<transport::Transport> transport, const CommunicatorOptions& options);
+  void post_abort_receive(int peer);
+  void break_group(const Status& reason, std::uint64_t from_op = 0);
+  void send_abort(const Status& reason, std::uint64_t op);
+  Result<Residuals*> residuals_for(const AllreduceOptions& options, std::size_t count, std::size_t shard_count);
+
+  CommunicatorOptions options_;
+  std::uint64_t next_op_ = 1;
+  std::map<std::uint64_t, Residuals> residuals_;
+  std::vector<std::unique_ptr<AbortInbox>> abort_inboxes_;  // outlive the transport (declared before it)
+  mutable std::mutex broken_mutex_;
+  Status broken_;
+  std::uint64_t broken_from_op_ = 0;  // operations >= this fail (0: all)
+  std::unique_ptr<transport::Transport> transport_;
+};
+
+}  // namespace tern::collective
