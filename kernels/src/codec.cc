@@ -10,6 +10,7 @@
 
 #include "cpu/cpu_features.h"
 #include "cpu/cpu_kernels.h"
+#include "tern/kernels/float16.h"
 #include "tern/kernels/wire_format.h"
 
 namespace tern::kernels {
@@ -222,6 +223,19 @@ Status residual_update(std::span<const std::uint8_t> chunk, const void* input, D
   if (count != 0 && input == nullptr) return invalid_argument("null input with a non-zero count");
   if (job.count == 0) return Status::ok();
   return decode_status(kernels().residual_update(job, input, dtype, residual), DType::kF32);
+}
+
+void widen_to_f32(const void* input, DType dtype, std::size_t count, float* out) noexcept {
+  if (dtype == DType::kF32) {
+    if (count) std::memmove(out, input, count * 4);
+    return;
+  }
+  const auto* bytes = static_cast<const std::uint8_t*>(input);
+  for (std::size_t i = 0; i < count; ++i) {
+    std::uint16_t h;
+    std::memcpy(&h, bytes + 2 * i, 2);
+    out[i] = dtype == DType::kF16 ? fp16_to_float(h) : bf16_to_float(h);
+  }
 }
 
 std::string_view cpu_isa_name(CpuIsa isa) noexcept {
