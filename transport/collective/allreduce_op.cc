@@ -81,7 +81,7 @@ kernels::EncodeOptions AllreduceOp::encode_options(Codec codec, Phase phase, std
   o.clip = options_.clip && codec == Codec::kTernGrad;
   o.seed = comm_.options_.seed;
   // Independent rounding per (operation, direction, encoding rank); see docs/collective.md.
-  o.stream = (op_ << 21) | (static_cast<std::uint64_t>(phase) << 20) | static_cast<std::uint64_t>(me_);
+  o.stream = rounding_stream(op_, phase, me_);
   o.element_offset = element_offset;
   return o;
 }

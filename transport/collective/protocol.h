@@ -22,6 +22,12 @@ inline constexpr std::size_t kMaxAbortMessage = 1024;
 /// tag = op (30 bits) | phase (2 bits) | chunk (16 bits): 48 bits, what transports accept.
 transport::Tag make_tag(std::uint64_t op, Phase phase, std::uint32_t chunk);
 
+/// Philox stream of the encodes of operation `op`, direction `phase`, by rank `rank`: independent
+/// rounding per (operation, direction, encoding rank).
+inline std::uint64_t rounding_stream(std::uint64_t op, Phase phase, int rank) {
+  return (op << 21) | (static_cast<std::uint64_t>(phase) << 20) | static_cast<std::uint64_t>(rank);
+}
+
 /// Every rank sends this to every other rank first; all fields must agree.
 struct OpDescriptor {
   std::uint64_t group_id = 0;
