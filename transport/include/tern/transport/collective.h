@@ -79,6 +79,7 @@ class Communicator {
   int rank() const;
   int size() const;
   const transport::Transport& transport() const { return *transport_; }
+  const CommunicatorOptions& options() const { return options_; }
 
   /// In-place allreduce of `count` elements of `options.dtype` at `buffer`. Blocks until done,
   /// failed, or past `options.timeout`. On error the buffer holds unspecified values.
