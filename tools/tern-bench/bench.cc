@@ -42,7 +42,6 @@ Result<std::vector<BenchRow>> run_sweep(collective::Communicator& comm, const Be
   std::vector<BenchRow> rows;
   const std::size_t elem = kernels::dtype_size(config.dtype);
   const int ranks = comm.size();
-  std::uint64_t ops_done = 0;  // the communicator numbers operations from 1
   std::uint64_t check_key = 1u << 30;
   for (kernels::Codec codec : config.codecs) {
     for (std::size_t bytes = std::max(config.min_bytes, elem); bytes <= config.max_bytes;
@@ -65,7 +64,6 @@ Result<std::vector<BenchRow>> run_sweep(collective::Communicator& comm, const Be
         const auto t0 = Clock::now();
         TERN_CHECK(comm.allreduce(buffer.data(), count, o, &stats)
                        .with_context(std::to_string(bytes) + " B " + std::string(kernels::codec_name(codec))));
-        ++ops_done;
         if (it >= config.warmup) times.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
       }
       BenchRow row;
@@ -89,11 +87,11 @@ Result<std::vector<BenchRow>> run_sweep(collective::Communicator& comm, const Be
         // A fresh tensor key: error-feedback residuals start at zero, as in the reference.
         o.tensor_key = check_key++;
         std::memcpy(buffer.data(), input.data(), input.size());
+        const std::uint64_t checked_op = comm.next_operation();
         TERN_CHECK(comm.allreduce(buffer.data(), count, o).with_context("check"));
-        ++ops_done;
         std::vector<std::vector<std::uint8_t>> inputs;
         for (int r = 0; r < ranks; ++r) inputs.push_back(make_input(r, count, config.dtype));
-        TERN_ASSIGN_OR_RETURN(auto expected, collective::reference_allreduce(inputs, count, o, comm.options(), ops_done));
+        TERN_ASSIGN_OR_RETURN(auto expected, collective::reference_allreduce(inputs, count, o, comm.options(), checked_op));
         row.wrong = 0;
         for (std::size_t i = 0; i < count; ++i)
           if (std::memcmp(expected.data() + i * elem, buffer.data() + i * elem, elem) != 0) ++row.wrong;

@@ -80,6 +80,9 @@ class Communicator {
   int size() const;
   const transport::Transport& transport() const { return *transport_; }
   const CommunicatorOptions& options() const { return options_; }
+  /// Sequence number the next allreduce will have (operations are numbered from 1; it feeds the
+  /// rounding streams, see reference_allreduce()).
+  std::uint64_t next_operation() const { return next_op_; }
 
   /// In-place allreduce of `count` elements of `options.dtype` at `buffer`. Blocks until done,
   /// failed, or past `options.timeout`. On error the buffer holds unspecified values.
