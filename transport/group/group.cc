@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -41,7 +43,16 @@ Result<std::unique_ptr<Group>> Group::form(const UniqueId& id, int rank, int nra
   std::unique_ptr<Group> group(new Group());
   group->forwarder_ = std::make_shared<FailureForwarder>();
 
-  TERN_ASSIGN_OR_RETURN(UcxLocalWorker worker, UcxLocalWorker::create(options.ucx));
+  UcxOptions ucx_options = options.ucx;
+  // Inside a group the bootstrap detects dead members (connection loss) and silent ones
+  // (heartbeats), so UCX's keepalive is only a backstop. Its 1 s default was seen to fire
+  // "Endpoint timeout" on healthy peers during bulk transfers over rate-limited TCP links.
+  const bool keepalive_set =
+      std::getenv("UCX_KEEPALIVE_INTERVAL") != nullptr ||
+      std::any_of(ucx_options.config.begin(), ucx_options.config.end(),
+                  [](const UcxSetting& s) { return s.name == "KEEPALIVE_INTERVAL"; });
+  if (!keepalive_set) ucx_options.config.push_back({"KEEPALIVE_INTERVAL", "30s"});
+  TERN_ASSIGN_OR_RETURN(UcxLocalWorker worker, UcxLocalWorker::create(ucx_options));
   JoinOptions join;
   join.rank = rank;
   join.host_name = options.host_name.empty() ? local_host_name() : options.host_name;
