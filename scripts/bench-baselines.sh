@@ -17,6 +17,11 @@ declare -A CONTENDER_LABEL=(
   [openmpi-default]="OpenMPI ob1 default"
   [openmpi-ring]="OpenMPI ring"
   [gloo]="torch gloo"
+  [tern-fp32]="tern fp32"
+  [tern-bf16]="tern bf16"
+  [tern-terngrad]="tern terngrad"
+  [tern-ternary-ef]="tern ternary-ef"
+  [tern-sign-ef]="tern sign-ef"
 )
 DEFAULT_CONTENDERS=openmpi-default,openmpi-ring,gloo
 
@@ -151,6 +156,37 @@ contender_gloo() {
     env GLOO_SOCKET_IFNAME=eth0 /usr/bin/python3 "$root/tools/baselines/gloo_allreduce.py" \
       --master 10.77.0.1 --port "$port" --timeout "$timeout_s" "${common[@]}" -o "$1"
 }
+
+# tern-bench, one rank per node over UCX. UCX_TLS=tcp,self: the nodes share one kernel, and UCX
+# would otherwise pick shared memory and bypass the emulated links. Its JSON (rank 0's median time
+# per operation) is converted to the common format.
+tern_bench=$root/build/default/bin/tern-bench
+run_tern() {  # run_tern OUT CODEC
+  local res=$1 codec=$2 port=$((30500 + RANDOM % 1000)) id
+  [ -x "$tern_bench" ] || die "$tern_bench is missing: build it first (cmake --build --preset default --target tern-bench)"
+  id=$("$tern_bench" --make-unique-id "10.77.0.1:$port")
+  run_bounded "$cluster" --prefix "$prefix" each --fail-fast -- \
+    env UCX_TLS=tcp,self TERN_ID="$id" TERN_OUT="$res.tern" TERN_BENCH="$tern_bench" TERN_CODEC="$codec" \
+      TERN_SIZES="$sizes" TERN_ITERS="$iters" TERN_WARMUP="$warmup" \
+      bash -c '"$TERN_BENCH" --unique-id "$TERN_ID" --rank "$TERN_NODE" --nranks "$TERN_NODES" \
+                 --codec "$TERN_CODEC" --sizes "$TERN_SIZES" -n "$TERN_ITERS" -w "$TERN_WARMUP" -c 1 \
+                 $( [ "$TERN_NODE" = 0 ] && echo --json "$TERN_OUT" )' || return 1
+  /usr/bin/python3 - "$res.tern" "$res" "$n" "$warmup" <<'PY'
+import json, sys
+src, dst, nodes, warmup = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+doc = json.load(open(src))
+rows = [{"bytes": r["bytes"], "count": r["count"], "iters": doc["iters"], "median_ms": r["time_us"] / 1e3,
+         "min_ms": r["time_us"] / 1e3, "max_ms": r["time_us"] / 1e3, "algbw_GBps": r["algbw_GBps"],
+         "busbw_GBps": r["busbw_GBps"], "wrong": r["wrong"], "wire_bytes": r["wire_bytes"]} for r in doc["rows"]]
+json.dump({"tool": "tern-bench " + doc["rows"][0]["codec"] if rows else "tern-bench", "nodes": nodes,
+           "dtype": "float32", "op": "sum", "warmup": warmup, "results": rows}, open(dst, "w"))
+PY
+}
+contender_tern_fp32() { run_tern "$1" fp32; }
+contender_tern_bf16() { run_tern "$1" bf16; }
+contender_tern_terngrad() { run_tern "$1" terngrad; }
+contender_tern_ternary_ef() { run_tern "$1" ternary-ef; }
+contender_tern_sign_ef() { run_tern "$1" sign-ef; }
 
 # ---- run --------------------------------------------------------------------------------------
 if [ "$wait_idle" -gt 0 ]; then

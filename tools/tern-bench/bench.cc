@@ -44,8 +44,12 @@ Result<std::vector<BenchRow>> run_sweep(collective::Communicator& comm, const Be
   const int ranks = comm.size();
   std::uint64_t check_key = 1u << 30;
   for (kernels::Codec codec : config.codecs) {
-    for (std::size_t bytes = std::max(config.min_bytes, elem); bytes <= config.max_bytes;
-         bytes = std::max(bytes * config.step_factor, bytes + elem)) {
+    std::vector<std::size_t> sizes = config.sizes;
+    if (sizes.empty())
+      for (std::size_t bytes = std::max(config.min_bytes, elem); bytes <= config.max_bytes;
+           bytes = std::max(bytes * config.step_factor, bytes + elem))
+        sizes.push_back(bytes);
+    for (std::size_t bytes : sizes) {
       const std::size_t count = bytes / elem;
       collective::AllreduceOptions o;
       o.dtype = config.dtype;
@@ -98,7 +102,6 @@ Result<std::vector<BenchRow>> run_sweep(collective::Communicator& comm, const Be
       }
       rows.push_back(row);
       if (comm.rank() == 0) print_row(row);
-      if (bytes >= config.max_bytes) break;
     }
   }
   return rows;

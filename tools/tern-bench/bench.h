@@ -13,6 +13,7 @@ namespace tern::bench {
 struct BenchConfig {
   std::size_t min_bytes = 8, max_bytes = 64u << 20;
   std::size_t step_factor = 2;
+  std::vector<std::size_t> sizes;  ///< explicit sizes in bytes; when set, replaces min/max/step
   int warmup = 2, iters = 5;
   std::vector<kernels::Codec> codecs = {kernels::Codec::kTernGrad};
   bool gather_same_as_scatter = true;

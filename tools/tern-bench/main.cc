@@ -210,6 +210,8 @@ int main(int argc, char** argv) {
   long long timeout_ms = 30000;
   app.add_option("-b,--minbytes", min_bytes, "smallest size in bytes (K/M/G suffixes)")->capture_default_str();
   app.add_option("-e,--maxbytes", max_bytes, "largest size in bytes")->capture_default_str();
+  std::string size_list;
+  app.add_option("--sizes", size_list, "explicit comma-separated sizes in bytes (K/M/G), instead of -b/-e/-f");
   app.add_option("-f,--stepfactor", config.step_factor, "size multiplier between rows")->capture_default_str()->check(CLI::Range(2, 1 << 20));
   app.add_option("-w,--warmup_iters", config.warmup, "untimed operations per size")->capture_default_str()->check(CLI::Range(0, 100000));
   app.add_option("-n,--iters", config.iters, "timed operations per size")->capture_default_str()->check(CLI::Range(1, 1000000));
@@ -247,6 +249,14 @@ int main(int argc, char** argv) {
   if (*lo > *hi) return fail_usage(invalid_argument("--minbytes is larger than --maxbytes"));
   config.min_bytes = *lo;
   config.max_bytes = *hi;
+  for (std::size_t start = 0; !size_list.empty() && start <= size_list.size();) {
+    const std::size_t comma = size_list.find(',', start);
+    auto size = parse_size(size_list.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (!size.is_ok()) return fail_usage(size.status());
+    config.sizes.push_back(*size);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
   auto parsed_codecs = parse_codecs(codecs);
   if (!parsed_codecs.is_ok()) return fail_usage(parsed_codecs.status());
   config.codecs = *parsed_codecs;
