@@ -76,7 +76,6 @@ class AllreduceOp {
   std::vector<std::vector<std::uint8_t>> peer_descriptors_;
   std::vector<char> descriptor_got_;
   int descriptors_ok_ = 0;
-  bool receives_started_ = false;
 
   // Reduce-scatter, sending side: (chunk index, peer offset) in round-robin order.
   std::uint32_t next_scatter_chunk_ = 0;

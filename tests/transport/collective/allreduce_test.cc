@@ -168,12 +168,11 @@ TEST(Allreduce, ErrorFeedbackResidualsPersistPerTensorKey) {
         for (std::size_t i = 0; i < count; ++i) average[i] += x[i] / steps;
     }
   });
-  double err = 0, norm = 0, one_shot_err = 0;
+  double err = 0, one_shot_err = 0;
   const auto one_shot = run_allreduce({ranks, count, Codec::kSignEf, DType::kF32});
   for (std::size_t i = 0; i < count; ++i) {
     err += (average[i] - exact[i]) * (average[i] - exact[i]);
     one_shot_err += (widened(one_shot[0], DType::kF32, i) - exact[i]) * (widened(one_shot[0], DType::kF32, i) - exact[i]);
-    norm += exact[i] * exact[i];
   }
   EXPECT_LT(err, one_shot_err / 10) << "time-averaged error should shrink far below one step's";
 }
