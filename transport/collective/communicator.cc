@@ -86,7 +86,7 @@ void Communicator::post_abort_receive(int peer) {
 
 // Tells every peer why this rank gave up; waits briefly for the messages to leave.
 void Communicator::send_abort(const Status& reason, std::uint64_t op) {
-  static thread_local std::string message;
+  std::string& message = abort_message_;  // must outlive the sends below
   message.assign(reinterpret_cast<const char*>(&op), sizeof op);
   message += reason.to_string().substr(0, kMaxAbortMessage - sizeof op);
   int pending = 0;
@@ -100,8 +100,8 @@ void Communicator::send_abort(const Status& reason, std::uint64_t op) {
   }
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   while (pending > 0 && std::chrono::steady_clock::now() < until) (void)transport_->progress(std::chrono::milliseconds(10));
-  // Sends that did not complete are failed with the peers by the caller's drain(); their callbacks
-  // must not touch `pending` afterwards.
+  // A peer that takes no more data within a second is failed: that completes the send (the
+  // callbacks reference `pending`, so this function may not return before they have run).
   while (pending > 0) {
     for (int p = 0; p < size(); ++p)
       if (p != rank()) transport_->fail_peer(p, reason);

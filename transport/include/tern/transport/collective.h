@@ -118,6 +118,7 @@ class Communicator {
   std::uint64_t next_op_ = 1;
   std::map<std::uint64_t, Residuals> residuals_;
   std::vector<std::unique_ptr<AbortInbox>> abort_inboxes_;  // outlive the transport (declared before it)
+  std::string abort_message_;                                // the abort this rank sent, while in flight
   mutable std::mutex broken_mutex_;
   Status broken_;
   std::uint64_t broken_from_op_ = 0;  // operations >= this fail (0: all)
