@@ -50,12 +50,10 @@ void write_chunk_header(const ChunkHeader& header, std::uint8_t* out) noexcept {
   store_u32(out + 12, header.payload_bytes);
 }
 
-Result<ChunkView> parse_chunk(std::span<const std::uint8_t> bytes) {
-  const std::size_t size = bytes.size();
+Result<ChunkView> parse_chunk_header(const std::uint8_t* p, std::size_t size) {
   if (size < kChunkHeaderBytes)
     return corrupt_data("chunk of " + std::to_string(size) + " bytes is shorter than its " +
                         std::to_string(kChunkHeaderBytes) + "-byte header");
-  const std::uint8_t* p = bytes.data();
   if (p[0] != kChunkMagic0 || p[1] != kChunkMagic1) return corrupt_data("chunk does not start with the magic 'TN'");
   if (p[2] != kWireVersion)
     return corrupt_data("chunk has wire format version " + std::to_string(p[2]) + ", this build reads version " +
@@ -93,6 +91,13 @@ Result<ChunkView> parse_chunk(std::span<const std::uint8_t> bytes) {
                         std::to_string(kChunkHeaderBytes + view.layout.payload_bytes) +
                         (size < kChunkHeaderBytes + view.layout.payload_bytes ? " (truncated)" : " (trailing bytes)"));
 
+  return view;
+}
+
+Result<ChunkView> parse_chunk(std::span<const std::uint8_t> bytes) {
+  const std::size_t size = bytes.size();
+  const std::uint8_t* p = bytes.data();
+  TERN_ASSIGN_OR_RETURN(ChunkView view, parse_chunk_header(p, size));
   view.scales = p + kChunkHeaderBytes;
   view.codes = view.scales + 4 * view.layout.scale_count;
   for (std::size_t b = 0; b < view.layout.scale_count; ++b) {

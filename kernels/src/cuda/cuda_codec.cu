@@ -57,12 +57,6 @@ Status cuda_status(cudaError_t error, std::string_view what) {
 
 bool valid_dtype(DType dtype) { return static_cast<unsigned>(dtype) < 3; }
 
-std::uint32_t load_u32(const std::uint8_t* p) {
-  std::uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-
 // ---- messages: identical to codec.cc / wire_format.cc -----------------------------------------
 
 std::string nonfinite_message(std::size_t count, std::size_t first, Codec codec) {
@@ -88,50 +82,7 @@ Status decode_status(const DeviceTally& tally, DType out_dtype) {
   return Status::ok();
 }
 
-/// parse_chunk() up to (not including) the scale and padding checks, from the 16 header bytes and
-/// the chunk's size.
-Result<ChunkView> parse_header(const std::uint8_t* p, std::size_t size) {
-  if (size < kChunkHeaderBytes)
-    return corrupt_data("chunk of " + std::to_string(size) + " bytes is shorter than its " +
-                        std::to_string(kChunkHeaderBytes) + "-byte header");
-  if (p[0] != kChunkMagic0 || p[1] != kChunkMagic1) return corrupt_data("chunk does not start with the magic 'TN'");
-  if (p[2] != kWireVersion)
-    return corrupt_data("chunk has wire format version " + std::to_string(p[2]) + ", this build reads version " +
-                        std::to_string(kWireVersion));
-  if (p[3] >= kCodecCount) return corrupt_data("chunk has unknown codec " + std::to_string(p[3]));
-
-  ChunkView view;
-  view.header.codec = static_cast<Codec>(p[3]);
-  const bool scaled = codec_is_block_scaled(view.header.codec);
-  const unsigned block_log2 = p[4];
-  if (scaled) {
-    if (block_log2 < 5 || block_log2 > 12)
-      return corrupt_data("chunk has block size 2^" + std::to_string(block_log2) + ", outside [2^5, 2^12]");
-    view.header.block_size = 1u << block_log2;
-  } else if (block_log2 != 0) {
-    return corrupt_data("chunk of codec " + std::string(codec_name(view.header.codec)) + " has a block size field of " +
-                        std::to_string(block_log2) + " (must be 0)");
-  }
-  const std::uint8_t allowed_flags = view.header.codec == Codec::kTernGrad ? kFlagClipped : 0;
-  if ((p[5] & ~allowed_flags) != 0) return corrupt_data("chunk has unknown flags 0x" + std::to_string(p[5]));
-  view.header.clipped = (p[5] & kFlagClipped) != 0;
-  if (p[6] != 0 || p[7] != 0) return corrupt_data("chunk has non-zero reserved bytes");
-  view.header.count = load_u32(p + 8);
-  view.header.payload_bytes = load_u32(p + 12);
-
-  auto layout = chunk_layout(view.header.codec, view.header.block_size, view.header.count);
-  if (!layout.is_ok()) return corrupt_data(layout.status().message());
-  view.layout = *layout;
-  if (view.header.payload_bytes != view.layout.payload_bytes)
-    return corrupt_data("chunk header says " + std::to_string(view.header.payload_bytes) + " payload bytes but " +
-                        std::to_string(view.header.count) + " " + std::string(codec_name(view.header.codec)) +
-                        " elements need " + std::to_string(view.layout.payload_bytes));
-  if (size != kChunkHeaderBytes + view.layout.payload_bytes)
-    return corrupt_data("chunk is " + std::to_string(size) + " bytes, its header describes " +
-                        std::to_string(kChunkHeaderBytes + view.layout.payload_bytes) +
-                        (size < kChunkHeaderBytes + view.layout.payload_bytes ? " (truncated)" : " (trailing bytes)"));
-  return view;
-}
+Result<ChunkView> parse_header(const std::uint8_t* p, std::size_t size) { return parse_chunk_header(p, size); }
 
 bool aligned(const void* p, std::uintptr_t alignment) {
   return (reinterpret_cast<std::uintptr_t>(p) & (alignment - 1)) == 0;

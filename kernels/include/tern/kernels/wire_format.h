@@ -72,6 +72,12 @@ struct ChunkView {
 /// with its sign bit clear, unused code bits and padding zero. kCorruptData names the first problem.
 Result<ChunkView> parse_chunk(std::span<const std::uint8_t> bytes);
 
+/// The header-only part of parse_chunk(): validates the 16 bytes at `header` against a chunk of
+/// `chunk_size` bytes (everything up to, not including, the scale and padding checks). For callers
+/// that hold only the header, e.g. a chunk in GPU memory. The returned view's scales and codes
+/// pointers are null.
+Result<ChunkView> parse_chunk_header(const std::uint8_t* header, std::size_t chunk_size);
+
 /// Writes the 16 header bytes.
 void write_chunk_header(const ChunkHeader& header, std::uint8_t* out) noexcept;
 
