@@ -339,21 +339,32 @@ bool AllreduceOp::complete() const {
   return true;
 }
 
+bool AllreduceOp::waiting_for(int peer) const {
+  const auto ps = static_cast<std::size_t>(peer);
+  if (!descriptor_got_[ps]) return true;
+  for (std::uint32_t c = reduced_; c < scatter_.size(); ++c)
+    if (c >= scatter_posted_ || !scatter_[c].got[ps]) return true;
+  for (const GatherChunk& chunk : gather_[ps])
+    if (!chunk.arrived) return true;
+  return false;
+}
+
 Status AllreduceOp::check_deadline_and_failures() {
   if (Status broken = comm_.broken_for(op_); !broken.is_ok()) return broken;
-  if (Clock::now() < deadline_) return Status::ok();
-  std::vector<bool> waiting(static_cast<std::size_t>(ranks_), false);
+  // A peer reported failed (heartbeats, its connection to the rendezvous, its transport endpoint)
+  // matters only if this operation still needs something from it, and only after a grace period:
+  // a peer that finished its part and exited may have data for us still in flight.
   for (int p = 0; p < ranks_; ++p) {
     if (p == me_) continue;
-    const auto ps = static_cast<std::size_t>(p);
-    if (!descriptor_got_[ps]) waiting[ps] = true;
-    for (std::uint32_t c = reduced_; c < scatter_posted_; ++c)
-      if (!scatter_[c].got[ps]) waiting[ps] = true;
-    if (gather_done_[ps] < gather_[ps].size()) waiting[ps] = true;
+    Clock::time_point since;
+    if (Status failed = comm_.peer_failure(p, &since);
+        !failed.is_ok() && waiting_for(p) && Clock::now() - since >= kPeerFailureGrace)
+      return failed;
   }
+  if (Clock::now() < deadline_) return Status::ok();
   std::string who;
   for (int p = 0; p < ranks_; ++p)
-    if (waiting[static_cast<std::size_t>(p)]) who += (who.empty() ? "" : ", ") + transport_.peer_name(p);
+    if (p != me_ && waiting_for(p)) who += (who.empty() ? "" : ", ") + transport_.peer_name(p);
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(options_.timeout).count();
   return Status(StatusCode::kTimeout, describe() + " timed out after " + std::to_string(ms) + " ms on rank " +
                                           std::to_string(me_) + (who.empty() ? "" : ", waiting for " + who));

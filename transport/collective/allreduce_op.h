@@ -43,6 +43,7 @@ class AllreduceOp {
   bool complete() const;
   void fail(const Status& status);
   Status check_deadline_and_failures();
+  bool waiting_for(int peer) const;  // does this operation still need data from `peer`?
   void post_descriptors();
   void post_receives();
   bool encode_next_scatter();

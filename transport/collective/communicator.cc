@@ -28,8 +28,10 @@ Result<std::unique_ptr<Communicator>> Communicator::create(std::unique_ptr<trans
 }
 
 Communicator::Communicator(std::unique_ptr<transport::Transport> transport, const CommunicatorOptions& options)
-    : options_(options), transport_(std::move(transport)) {
+    : options_(options), rank_(transport->rank()), size_(transport->size()), transport_(std::move(transport)) {
   abort_inboxes_.resize(static_cast<std::size_t>(transport_->size()));
+  peer_failures_.assign(static_cast<std::size_t>(transport_->size()), Status::ok());
+  peer_failure_times_.resize(static_cast<std::size_t>(transport_->size()));
 }
 
 Communicator::~Communicator() {
@@ -37,12 +39,18 @@ Communicator::~Communicator() {
   transport_.reset();
 }
 
-int Communicator::rank() const { return transport_->rank(); }
-int Communicator::size() const { return transport_->size(); }
+int Communicator::rank() const { return rank_; }
+int Communicator::size() const { return size_; }
 
 Status Communicator::broken() const {
   std::lock_guard lock(broken_mutex_);
   return broken_;
+}
+
+Status Communicator::peer_failure(int peer, std::chrono::steady_clock::time_point* since) const {
+  std::lock_guard lock(broken_mutex_);
+  if (since) *since = peer_failure_times_[static_cast<std::size_t>(peer)];
+  return peer_failures_[static_cast<std::size_t>(peer)];
 }
 
 Status Communicator::broken_for(std::uint64_t op) const {
@@ -62,8 +70,16 @@ void Communicator::break_group(const Status& reason, std::uint64_t from_op) {
 
 void Communicator::notify_peer_failure(int peer, const Status& reason) {
   if (peer < 0 || peer >= size() || peer == rank()) return;
-  break_group(reason);
-  transport_->wake();
+  {
+    std::lock_guard lock(broken_mutex_);
+    if (peer_failures_[static_cast<std::size_t>(peer)].is_ok()) {
+      peer_failures_[static_cast<std::size_t>(peer)] = reason;
+      peer_failure_times_[static_cast<std::size_t>(peer)] = std::chrono::steady_clock::now();
+    }
+  }
+  // Operations after the running one fail at once; the running one decides (see AllreduceOp).
+  break_group(reason, next_op_);
+  if (transport_) transport_->wake();  // null while the transport is being destroyed
 }
 
 void Communicator::post_abort_receive(int peer) {
@@ -73,7 +89,7 @@ void Communicator::post_abort_receive(int peer) {
   const Status posted = transport_->recv(
       peer, make_tag(0, Phase::kAbort, 0), box->bytes.data(), box->bytes.size(), transport::MemoryKind::kHost,
       [this, peer, box](const transport::Completion& c) {
-        if (!c.status.is_ok()) return break_group(c.status);
+        if (!c.status.is_ok()) return notify_peer_failure(peer, c.status);
         // Payload: the operation's sequence number (u64 LE), then the reason as text.
         std::uint64_t op = 0;
         if (c.bytes >= sizeof op) std::memcpy(&op, box->bytes.data(), sizeof op);

@@ -21,6 +21,7 @@
 // monitor) and makes a running or later allreduce fail promptly.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -50,6 +51,9 @@ struct AllreduceOptions {
   std::uint64_t tensor_key = 0;
   std::chrono::milliseconds timeout{30000};
 };
+
+/// How long a running allreduce keeps waiting for data already sent by a peer reported failed.
+inline constexpr std::chrono::milliseconds kPeerFailureGrace{2000};
 
 struct CommunicatorOptions {
   std::uint64_t seed = 0;                      ///< shared by the group: Philox key of terngrad's rounding
@@ -89,8 +93,11 @@ class Communicator {
   Status allreduce(void* buffer, std::size_t count, const AllreduceOptions& options,
                    AllreduceStats* stats = nullptr);
 
-  /// Thread-safe. Records that `peer` failed (e.g. missed heartbeats): the running or next
-  /// allreduce fails with `reason` on this rank and aborts on the others.
+  /// Thread-safe. Records that `peer` failed or left (e.g. missed heartbeats, or its connection to
+  /// the rendezvous broke). A running allreduce fails with `reason` (and aborts on the others) if
+  /// it still needs data from that peer; one that already has everything from it completes (a
+  /// peer that finished its part and exited is not an error for it; data it sent just before
+  /// leaving gets kPeerFailureGrace to arrive). Every later call fails.
   void notify_peer_failure(int peer, const Status& reason);
 
   /// The reason this communicator is broken, or OK.
@@ -111,17 +118,22 @@ class Communicator {
   Communicator(std::unique_ptr<transport::Transport> transport, const CommunicatorOptions& options);
   void post_abort_receive(int peer);
   void break_group(const Status& reason, std::uint64_t from_op = 0);
+  /// Why `peer` was reported failed (notify_peer_failure), or OK; `since` gets the report's time.
+  Status peer_failure(int peer, std::chrono::steady_clock::time_point* since = nullptr) const;
   void send_abort(const Status& reason, std::uint64_t op);
   Result<Residuals*> residuals_for(const AllreduceOptions& options, std::size_t count, std::size_t shard_count);
 
   CommunicatorOptions options_;
-  std::uint64_t next_op_ = 1;
+  int rank_ = 0, size_ = 0;  // cached: the transport's callbacks can run while it is being destroyed
+  std::atomic<std::uint64_t> next_op_{1};  // read by notify_peer_failure() from other threads
   std::map<std::uint64_t, Residuals> residuals_;
   std::vector<std::unique_ptr<AbortInbox>> abort_inboxes_;  // outlive the transport (declared before it)
   std::string abort_message_;                                // the abort this rank sent, while in flight
   mutable std::mutex broken_mutex_;
   Status broken_;
   std::uint64_t broken_from_op_ = 0;  // operations >= this fail (0: all)
+  std::vector<Status> peer_failures_;  // guarded by broken_mutex_; see notify_peer_failure()
+  std::vector<std::chrono::steady_clock::time_point> peer_failure_times_;  // guarded by broken_mutex_
   std::unique_ptr<transport::Transport> transport_;
 };
 
