@@ -10,6 +10,7 @@
 
 #include "cpu/cpu_features.h"
 #include "cpu/cpu_kernels.h"
+#include "decode_status.h"
 #include "tern/kernels/float16.h"
 #include "tern/kernels/wire_format.h"
 
@@ -68,13 +69,7 @@ cpu::NonFiniteTally overflowing_scales(const std::uint8_t* scales, std::size_t c
 }
 
 Status decode_status(const cpu::DecodeTally& tally, DType out_dtype) {
-  if (tally.invalid_codes)
-    return corrupt_data("chunk holds " + std::to_string(tally.invalid_codes) + " invalid code" +
-                        (tally.invalid_codes == 1 ? "" : "s") + " (ternary 0b10, or NaN/Inf in a cast codec)");
-  if (tally.overflows)
-    return non_finite(std::to_string(tally.overflows) + " decoded value" + (tally.overflows == 1 ? "" : "s") +
-                      " overflow " + std::string(dtype_name(out_dtype)));
-  return Status::ok();
+  return decode_tally_status(tally.invalid_codes, tally.overflows, out_dtype);
 }
 
 Result<cpu::DecodeJob> prepare_decode(std::span<const std::uint8_t> chunk, std::size_t expected_count,

@@ -47,20 +47,24 @@ Result<std::size_t> parse_size(const std::string& text) {
   return static_cast<std::size_t>(v);
 }
 
+std::vector<std::string> split_commas(const std::string& list) {
+  std::vector<std::string> items;
+  std::size_t start = 0;
+  for (std::size_t comma; (comma = list.find(',', start)) != std::string::npos; start = comma + 1)
+    items.push_back(list.substr(start, comma - start));
+  items.push_back(list.substr(start));
+  return items;
+}
+
 Result<std::vector<kernels::Codec>> parse_codecs(const std::string& list) {
   std::vector<kernels::Codec> out;
   if (list == "all") {
     for (int c = 0; c < kernels::kCodecCount; ++c) out.push_back(static_cast<kernels::Codec>(c));
     return out;
   }
-  std::size_t start = 0;
-  while (start <= list.size()) {
-    const std::size_t comma = list.find(',', start);
-    const std::string name = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+  for (const std::string& name : split_commas(list)) {
     TERN_ASSIGN_OR_RETURN(kernels::Codec codec, kernels::parse_codec(name));
     out.push_back(codec);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   return out;
 }
@@ -249,13 +253,12 @@ int main(int argc, char** argv) {
   if (*lo > *hi) return fail_usage(invalid_argument("--minbytes is larger than --maxbytes"));
   config.min_bytes = *lo;
   config.max_bytes = *hi;
-  for (std::size_t start = 0; !size_list.empty() && start <= size_list.size();) {
-    const std::size_t comma = size_list.find(',', start);
-    auto size = parse_size(size_list.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (!size.is_ok()) return fail_usage(size.status());
-    config.sizes.push_back(*size);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
+  if (!size_list.empty()) {
+    for (const std::string& item : split_commas(size_list)) {
+      auto size = parse_size(item);
+      if (!size.is_ok()) return fail_usage(size.status());
+      config.sizes.push_back(*size);
+    }
   }
   auto parsed_codecs = parse_codecs(codecs);
   if (!parsed_codecs.is_ok()) return fail_usage(parsed_codecs.status());

@@ -5,6 +5,7 @@
 // Tallies without memsets: a workspace owns two DeviceTally slots. A launch adds into slot s (zero
 // on entry) and its first thread zeroes slot 1-s for the next launch. This is safe because the
 // next launch on this workspace can only be enqueued after finish() has seen this one complete.
+#include "decode_status.h"
 #include "tern/kernels/cuda_codec.h"
 
 #include <cuda_runtime.h>
@@ -73,13 +74,7 @@ Status decode_status(const DeviceTally& tally, DType out_dtype) {
     return corrupt_data("chunk scale " + std::to_string(~tally.corrupt_scale_first_inv) + " is negative or not finite");
   if (tally.bad_unused_bits) return corrupt_data("chunk has non-zero bits after its last code");
   if (tally.bad_padding) return corrupt_data("chunk has non-zero padding");
-  if (tally.invalid_codes)
-    return corrupt_data("chunk holds " + std::to_string(tally.invalid_codes) + " invalid code" +
-                        (tally.invalid_codes == 1 ? "" : "s") + " (ternary 0b10, or NaN/Inf in a cast codec)");
-  if (tally.overflows)
-    return non_finite(std::to_string(tally.overflows) + " decoded value" + (tally.overflows == 1 ? "" : "s") +
-                      " overflow " + std::string(dtype_name(out_dtype)));
-  return Status::ok();
+  return decode_tally_status(tally.invalid_codes, tally.overflows, out_dtype);
 }
 
 Result<ChunkView> parse_header(const std::uint8_t* p, std::size_t size) { return parse_chunk_header(p, size); }
