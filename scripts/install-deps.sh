@@ -13,6 +13,12 @@ packages=(
   libucx-dev ucx-utils libboost-dev libssl-dev libspdlog-dev libfmt-dev libcli11-dev nlohmann-json3-dev
   # emulated cluster and the baselines tern is measured against (OpenMPI, torch.distributed gloo)
   iproute2 iperf3 openmpi-bin libopenmpi-dev python3 python3-torch python3-numpy
+  # ib-bench: verbs (compile-tested here), hwloc topology
+  libibverbs-dev libhwloc-dev hwloc
+  # ternd/libtern: config (TOML), systemd notify/watchdog and unit checks, Python bindings
+  libtoml11-dev libsystemd-dev systemd pybind11-dev python3-dev
+  # the training demo: the digits data set, plots
+  python3-sklearn python3-matplotlib
 )
 
 missing=()
