@@ -1,0 +1,196 @@
+// Groups of 1..8 forked processes over UCX (TCP on loopback) run a sweep of allreduces (sizes 0,
+// 1 and primes; every codec and dtype) and a 256 MiB one. Every rank reports a hash of its result
+// bytes for each operation; the parent recomputes every result with reference_allreduce() from
+// the same inputs and seeds and requires every rank's bytes to equal it.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/codec_test_util.h"
+#include "tern/transport/collective_reference.h"
+#include "tern/transport/group.h"
+
+namespace tern::transport {
+namespace {
+
+using collective::AllreduceOptions;
+using collective::ReduceOp;
+using kernels::Codec;
+using kernels::DType;
+
+constexpr std::uint64_t kSeed = 0x7e57'5eedull;
+
+std::uint16_t unused_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::uint64_t fnv1a(const std::uint8_t* data, std::size_t n) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (std::size_t i = 0; i < n; ++i) h = (h ^ data[i]) * 1099511628211ull;
+  return h;
+}
+
+struct PlannedOp {
+  std::size_t count;
+  AllreduceOptions options;
+};
+
+// Rank r's input of operation `op` (numbered from 1, as the communicator numbers them).
+std::vector<std::uint8_t> input_of(int rank, std::uint64_t op, const PlannedOp& p) {
+  if (p.count > (std::size_t{1} << 24)) {  // large: a cheap pattern instead of mt19937 gaussians
+    std::vector<float> v(p.count);
+    for (std::size_t i = 0; i < p.count; ++i) {
+      v[i] = static_cast<float>(static_cast<int>((i * 2654435761u + static_cast<std::size_t>(rank) * 97) % 2001) - 1000) * 1e-3f;
+    }
+    return kernels::testing::as_dtype(v, p.options.dtype);
+  }
+  return kernels::testing::as_dtype(kernels::testing::gaussian(p.count, op * 131 + static_cast<std::uint64_t>(rank)),
+                                    p.options.dtype);
+}
+
+GroupOptions group_options() {
+  GroupOptions o;
+  o.bootstrap.formation_timeout = std::chrono::seconds(60);
+  o.bootstrap.heartbeat_timeout = std::chrono::seconds(10);  // 8 processes share 2 cores here
+  o.ucx.config.push_back({"TLS", "tcp,self"});
+  o.communicator.seed = kSeed;
+  return o;
+}
+
+// Forks n ranks that run `plan` in order; returns each rank's output: one hash per line, or "err ...".
+std::vector<std::string> run_plan(int n, const std::vector<PlannedOp>& plan) {
+  auto id = UniqueId::generate("127.0.0.1", unused_port());
+  EXPECT_TRUE(id.is_ok());
+  std::vector<std::pair<pid_t, int>> children;
+  for (int r = 0; r < n; ++r) {
+    int fds[2];
+    EXPECT_EQ(pipe(fds), 0);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      close(fds[0]);
+      std::ostringstream out;
+      auto group = Group::form(*id, r, n, group_options());
+      if (!group.is_ok()) {
+        out << "err " << group.status().to_string() << "\n";
+      } else {
+        for (std::size_t k = 0; k < plan.size(); ++k) {
+          std::vector<std::uint8_t> x = input_of(r, k + 1, plan[k]);
+          const Status s = (*group)->communicator().allreduce(x.data(), plan[k].count, plan[k].options);
+          if (!s.is_ok()) {
+            out << "err op " << k + 1 << ": " << s.to_string() << "\n";
+            break;
+          }
+          out << fnv1a(x.data(), x.size()) << "\n";
+        }
+      }
+      const std::string text = out.str();
+      for (std::size_t off = 0; off < text.size();) {
+        const ssize_t w = write(fds[1], text.data() + off, text.size() - off);
+        if (w <= 0) break;
+        off += static_cast<std::size_t>(w);
+      }
+      close(fds[1]);
+      _exit(0);
+    }
+    close(fds[1]);
+    children.emplace_back(pid, fds[0]);
+  }
+  std::vector<std::string> outputs;
+  for (auto& [pid, fd] : children) {
+    std::string s;
+    char buf[4096];
+    ssize_t got;
+    while ((got = read(fd, buf, sizeof buf)) > 0) s.append(buf, static_cast<std::size_t>(got));
+    close(fd);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    outputs.push_back(s);
+  }
+  return outputs;
+}
+
+std::vector<std::string> expected_hashes(int n, const std::vector<PlannedOp>& plan) {
+  std::vector<std::string> lines;
+  collective::CommunicatorOptions copt;
+  copt.seed = kSeed;
+  for (std::size_t k = 0; k < plan.size(); ++k) {
+    std::vector<std::vector<std::uint8_t>> inputs;
+    for (int r = 0; r < n; ++r) inputs.push_back(input_of(r, k + 1, plan[k]));
+    auto ref = collective::reference_allreduce(inputs, plan[k].count, plan[k].options, copt, k + 1);
+    EXPECT_TRUE(ref.is_ok()) << ref.status().to_string();
+    lines.push_back(ref.is_ok() ? std::to_string(fnv1a(ref->data(), ref->size())) : "reference failed");
+  }
+  return lines;
+}
+
+void expect_every_rank_matches(int n, const std::vector<PlannedOp>& plan) {
+  const auto outputs = run_plan(n, plan);
+  const auto expected = expected_hashes(n, plan);
+  for (int r = 0; r < n; ++r) {
+    std::istringstream in(outputs[static_cast<std::size_t>(r)]);
+    std::string line;
+    for (std::size_t k = 0; k < plan.size(); ++k) {
+      ASSERT_TRUE(std::getline(in, line)) << n << " ranks: rank " << r << " reported only " << k << " of "
+                                          << plan.size() << " operations";
+      ASSERT_EQ(line, expected[k]) << n << " ranks: rank " << r << ", op " << k + 1 << " ("
+                                   << kernels::codec_name(plan[k].options.scatter_codec) << ", "
+                                   << kernels::dtype_name(plan[k].options.dtype) << ", " << plan[k].count
+                                   << " elements)";
+    }
+  }
+}
+
+// Sizes 0, 1 and primes (odd against blocks, shards and pipeline chunks); every codec and dtype;
+// sum and mean alternate; error-feedback codecs get a fresh tensor key per op (fresh residuals).
+std::vector<PlannedOp> sweep() {
+  std::vector<PlannedOp> plan;
+  std::uint64_t key = 1;
+  for (std::size_t count : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{4099}, std::size_t{262147}}) {
+    for (Codec codec : kernels::testing::kAllCodecs) {
+      for (DType dtype : kernels::testing::kAllDTypes) {
+        PlannedOp p{count, {}};
+        p.options.dtype = dtype;
+        p.options.scatter_codec = p.options.gather_codec = codec;
+        p.options.op = plan.size() % 2 ? ReduceOp::kMean : ReduceOp::kSum;
+        p.options.tensor_key = key++;
+        p.options.timeout = std::chrono::seconds(60);
+        plan.push_back(p);
+      }
+    }
+  }
+  return plan;
+}
+
+class GroupReference : public ::testing::TestWithParam<int> {};
+
+TEST_P(GroupReference, EveryRankHoldsTheReferenceBytesForEveryCodecDtypeAndSize) {
+  expect_every_rank_matches(GetParam(), sweep());
+}
+
+INSTANTIATE_TEST_SUITE_P(Ranks, GroupReference, ::testing::Range(1, 9),
+                         [](const ::testing::TestParamInfo<int>& p) { return std::to_string(p.param) + "ranks"; });
+
+TEST(GroupReferenceLarge, A256MiBTernGradAllreduceMatchesTheReferenceOnEveryRank) {
+  PlannedOp p{std::size_t{64} << 20, {}};  // 2^26 fp32 elements = 256 MiB per rank
+  p.options.timeout = std::chrono::seconds(120);
+  expect_every_rank_matches(3, {p});
+}
+
+}  // namespace
+}  // namespace tern::transport
