@@ -17,8 +17,9 @@ packages=(
   libibverbs-dev libhwloc-dev hwloc
   # ternd/libtern: config (TOML), systemd notify/watchdog and unit checks, Python bindings
   libtoml11-dev libsystemd-dev systemd pybind11-dev python3-dev
-  # the training demo: the digits data set, plots
-  python3-sklearn python3-matplotlib
+  # the training demo: the digits data set, plots; an optimized BLAS for torch's CPU matmuls (Debian's
+  # python3-torch uses the system libblas.so.3, whose reference implementation is ~6x slower)
+  python3-sklearn python3-matplotlib libopenblas0-pthread
 )
 
 missing=()
