@@ -1,0 +1,74 @@
+// ternd's side of systemd's service protocol (sd_notify(3)) and its signal handling. Without
+// systemd (NOTIFY_SOCKET unset) every notification is a no-op, so ternd runs the same by hand.
+//
+// Threads: SignalThread and WatchdogThread each run one thread, started by the constructor and
+// joined by the destructor; both call into the Daemon, which must outlive them (declare them
+// after the Daemon). notify() may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace tern::daemon {
+
+class Daemon;
+
+/// Sends one sd_notify message ("READY=1\nSTATUS=Serving ..."); failures are logged at debug.
+void notify(const std::string& state);
+
+/// Blocks SIGTERM and SIGINT in the calling thread and every thread it creates afterwards: call
+/// first thing in main, so that only SignalThread ever receives them.
+void block_termination_signals();
+
+/// Waits for SIGTERM/SIGINT (sigtimedwait) and answers the first with STOPPING=1 and
+/// Daemon::stop("received SIGTERM"); later ones are logged. The destructor ends the thread
+/// within its polling period (200 ms).
+class SignalThread {
+ public:
+  explicit SignalThread(Daemon& daemon);
+  ~SignalThread();
+  SignalThread(const SignalThread&) = delete;
+  SignalThread& operator=(const SignalThread&) = delete;
+
+  /// The first signal received, 0 if none.
+  int received() const;
+
+ private:
+  void loop();
+
+  Daemon& daemon_;
+  std::atomic<bool> done_{false};
+  std::atomic<int> received_{0};
+  std::thread thread_;
+};
+
+/// When systemd enabled the watchdog for this process (WatchdogSec=, sd_watchdog_enabled), sends
+/// WATCHDOG=1 at half the interval while Daemon::healthy(), and stops sending while it is not, so
+/// systemd restarts a stalled ternd. Does nothing otherwise.
+class WatchdogThread {
+ public:
+  explicit WatchdogThread(const Daemon& daemon);
+  ~WatchdogThread();
+  WatchdogThread(const WatchdogThread&) = delete;
+  WatchdogThread& operator=(const WatchdogThread&) = delete;
+
+  /// The ping period, zero when systemd's watchdog is off.
+  std::chrono::microseconds period() const { return period_; }
+
+ private:
+  void loop();
+
+  const Daemon& daemon_;
+  std::chrono::microseconds period_{0};
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  bool done_ = false;  // guarded by mutex_
+  std::thread thread_;
+};
+
+}  // namespace tern::daemon
