@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "buffer_pool.h"
 #include "tern/kernels/wire_format.h"
 
 namespace tern::collective {
@@ -52,7 +53,7 @@ AllreduceOp::AllreduceOp(Communicator& comm, void* buffer, std::size_t count, co
 
   const auto n = static_cast<std::size_t>(ranks_);
   scatter_.resize(partition_.chunks(me_));
-  accumulator_.resize(partition_.max_chunk());
+  if (comm.accumulator_.size() < partition_.max_chunk()) comm.accumulator_.resize(partition_.max_chunk());
   gather_.resize(n);
   for (int j = 0; j < ranks_; ++j)
     if (j != me_) gather_[static_cast<std::size_t>(j)].resize(partition_.chunks(j));
@@ -95,7 +96,7 @@ void AllreduceOp::send_to(int peer, Phase phase, std::uint32_t chunk, SendBuffer
                                           --in_flight_;
                                           --buffer->pending;
                                           if (buffer->pending == 0) {
-                                            buffer->bytes = {};
+                                            comm_.buffers_->recycle(buffer->bytes);
                                             if (phase == Phase::kScatter) --scatter_sends_in_flight_;
                                             if (phase == Phase::kGather) --gather_sends_in_flight_;
                                           }
@@ -168,7 +169,7 @@ void AllreduceOp::post_receives() {
     const std::size_t bytes = capacity(options_.scatter_codec, options_.block_size, partition_.chunk_size(me_, c));
     for (int p = 0; p < ranks_; ++p) {
       if (p == me_) continue;
-      chunk.from[static_cast<std::size_t>(p)].resize(bytes);
+      chunk.from[static_cast<std::size_t>(p)] = comm_.buffers_->take(bytes);
       recv_from(p, Phase::kScatter, c, chunk.from[static_cast<std::size_t>(p)], [&chunk, p] {
         chunk.got[static_cast<std::size_t>(p)] = 1;
         ++chunk.arrived;
@@ -182,7 +183,7 @@ void AllreduceOp::post_receives() {
       const std::uint32_t c = gather_posted_[js]++;
       ++gather_outstanding_[js];
       GatherChunk& chunk = gather_[js][c];
-      chunk.bytes.resize(capacity(options_.gather_codec, options_.block_size, partition_.chunk_size(j, c)));
+      chunk.bytes = comm_.buffers_->take(capacity(options_.gather_codec, options_.block_size, partition_.chunk_size(j, c)));
       recv_from(j, Phase::kGather, c, chunk.bytes, [this, &chunk, j, c] {
         chunk.arrived = true;
         gather_arrived_.emplace_back(j, c);
@@ -221,7 +222,7 @@ bool AllreduceOp::encode_next_scatter() {
     SendBuffer& out = scatter_sends_.emplace_back();
     while (scatter_sends_.size() > 1 && scatter_sends_.front().pending == 0 && scatter_sends_.front().bytes.empty())
       scatter_sends_.pop_front();
-    out.bytes.resize(capacity(options_.scatter_codec, options_.block_size, len));
+    out.bytes = comm_.buffers_->take(capacity(options_.scatter_codec, options_.block_size, len));
     const auto t0 = Clock::now();
     Status s = kernels::encode(input, options_.dtype, len, residual,
                                encode_options(options_.scatter_codec, Phase::kScatter, begin), out.bytes);
@@ -246,7 +247,7 @@ bool AllreduceOp::reduce_next_chunk() {
   const std::uint32_t c = reduced_;
   const std::size_t begin = partition_.chunk_begin(me_, c), len = partition_.chunk_size(me_, c);
   std::uint8_t* mine = buffer_ + begin * elem_bytes_;
-  float* acc = accumulator_.data();
+  float* acc = comm_.accumulator_.data();
 
   const auto t0 = Clock::now();
   kernels::widen_to_f32(mine, options_.dtype, len, acc);
@@ -265,7 +266,7 @@ bool AllreduceOp::reduce_next_chunk() {
       fail(s);
       return false;
     }
-    bytes = {};
+    comm_.buffers_->recycle(bytes);
   }
   if (options_.op == ReduceOp::kMean) {
     const float inv = 1.0f / static_cast<float>(ranks_);
@@ -280,7 +281,7 @@ bool AllreduceOp::reduce_next_chunk() {
   SendBuffer& out = gather_sends_.emplace_back();
   while (gather_sends_.size() > 1 && gather_sends_.front().pending == 0 && gather_sends_.front().bytes.empty())
     gather_sends_.pop_front();
-  out.bytes.resize(capacity(options_.gather_codec, options_.block_size, len));
+  out.bytes = comm_.buffers_->take(capacity(options_.gather_codec, options_.block_size, len));
   Status s = kernels::encode(acc, DType::kF32, len, owner_residual,
                              encode_options(options_.gather_codec, Phase::kGather, begin), out.bytes);
   if (s.is_ok() && owner_residual) s = kernels::residual_update(out.bytes, acc, DType::kF32, len, owner_residual);
@@ -297,7 +298,7 @@ bool AllreduceOp::reduce_next_chunk() {
   const auto t2 = Clock::now();
   s = kernels::decode(out.bytes, mine, options_.dtype, len);
   stats_.decode_seconds += seconds_since(t2);
-  if (ranks_ == 1) out.bytes = {};
+  if (ranks_ == 1) comm_.buffers_->recycle(out.bytes);
   if (!s.is_ok()) {
     fail(s.with_context(describe() + ": rank " + std::to_string(me_)));
     return false;
@@ -324,7 +325,7 @@ bool AllreduceOp::decode_arrived_gather() {
     fail(s);
     return false;
   }
-  chunk.bytes = {};
+  comm_.buffers_->recycle(chunk.bytes);
   ++gather_done_[js];
   --gather_outstanding_[js];
   return true;

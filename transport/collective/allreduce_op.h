@@ -87,7 +87,6 @@ class AllreduceOp {
   // Reduce-scatter, owning side, and the allgather sends of the reduced chunks.
   std::vector<ScatterChunk> scatter_;
   std::uint32_t scatter_posted_ = 0, reduced_ = 0;
-  std::vector<float> accumulator_;
   std::deque<SendBuffer> gather_sends_;
   int gather_sends_in_flight_ = 0;
 

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "allreduce_op.h"
+#include "buffer_pool.h"
 #include "protocol.h"
 #include "tern/transport/collective.h"
 
@@ -29,6 +30,7 @@ Result<std::unique_ptr<Communicator>> Communicator::create(std::unique_ptr<trans
 
 Communicator::Communicator(std::unique_ptr<transport::Transport> transport, const CommunicatorOptions& options)
     : options_(options), rank_(transport->rank()), size_(transport->size()), transport_(std::move(transport)) {
+  buffers_ = std::make_unique<BufferPool>();
   abort_inboxes_.resize(static_cast<std::size_t>(transport_->size()));
   peer_failures_.assign(static_cast<std::size_t>(transport_->size()), Status::ok());
   peer_failure_times_.resize(static_cast<std::size_t>(transport_->size()));

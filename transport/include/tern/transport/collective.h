@@ -36,6 +36,8 @@
 
 namespace tern::collective {
 
+class BufferPool;  // internal: recycled chunk buffers
+
 enum class ReduceOp : std::uint8_t { kSum = 0, kMean = 1 };
 
 struct AllreduceOptions {
@@ -127,6 +129,8 @@ class Communicator {
   int rank_ = 0, size_ = 0;  // cached: the transport's callbacks can run while it is being destroyed
   std::atomic<std::uint64_t> next_op_{1};  // read by notify_peer_failure() from other threads
   std::map<std::uint64_t, Residuals> residuals_;
+  std::unique_ptr<BufferPool> buffers_;  // chunk buffers reused across chunks and operations
+  std::vector<float> accumulator_;       // one pipeline chunk's fp32 sum, reused likewise
   std::vector<std::unique_ptr<AbortInbox>> abort_inboxes_;  // outlive the transport (declared before it)
   std::string abort_message_;                                // the abort this rank sent, while in flight
   mutable std::mutex broken_mutex_;
