@@ -182,6 +182,14 @@ TERN_API void tern_request_free(tern_request_t* request);
 /** Blocking convenience: tern_allreduce + tern_wait + tern_request_free. */
 TERN_API tern_status_t tern_allreduce_sync(tern_group_t* group, const tern_allreduce_args_t* args);
 
+/* ---- diagnostics --------------------------------------------------------------------------- */
+
+/** The daemon's status as JSON (what `ternctl status --json` prints: clients, groups, members, ops
+ *  in flight, bytes per codec, recent errors). Writes at most `capacity` bytes including the NUL
+ *  to `buffer`; `*length` gets the full length without the NUL. TERN_OUT_OF_RANGE (with `*length`
+ *  set) when the buffer is too small: call again with `*length + 1` bytes. */
+TERN_API tern_status_t tern_daemon_status(tern_client_t* client, char* buffer, size_t capacity, size_t* length);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -1,0 +1,373 @@
+#include "group_state.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+
+#include "session.h"
+#include "tern/daemon/hierarchical.h"
+#include "tern/transport/group.h"
+#include "tern/transport/loopback.h"
+
+namespace tern::daemon {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::size_t kMaxGroupErrors = 16;
+
+std::uint64_t secret_word(const transport::UniqueId& id, std::size_t word) {
+  std::uint64_t v;
+  std::memcpy(&v, id.secret().data() + 8 * word, sizeof v);
+  return v;
+}
+
+std::string describe_args(const ring::Submission& a) {
+  return "count=" + std::to_string(a.count) + " dtype=" +
+         std::string(kernels::dtype_name(static_cast<kernels::DType>(a.dtype))) +
+         " op=" + (a.op == 0 ? "sum" : "mean") + " codecs=" +
+         std::string(kernels::codec_name(static_cast<kernels::Codec>(a.scatter_codec))) + "/" +
+         std::string(kernels::codec_name(static_cast<kernels::Codec>(a.gather_codec))) +
+         " key=" + std::to_string(a.tensor_key);
+}
+
+}  // namespace
+
+GroupState::GroupState(Daemon::Impl& daemon, transport::UniqueId id, GroupParams params)
+    : daemon_(daemon), id_(std::move(id)), params_(params), members_(static_cast<std::size_t>(params.local_size)) {
+  worker_ = std::thread([this] { worker_main(); });
+}
+
+GroupState::~GroupState() {
+  fail(unavailable("group " + name() + " destroyed"));
+  if (worker_.joinable()) worker_.join();
+}
+
+std::string GroupState::name() const {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%08llx", static_cast<unsigned long long>(secret_word(id_, 3) & 0xffffffffu));
+  return buf;
+}
+
+Status GroupState::add_member(const std::shared_ptr<Session>& session, std::uint32_t handle, int rank, int nranks,
+                              int local_size, std::uint64_t seed, std::uint32_t uid) {
+  std::lock_guard lock(mutex_);
+  if (uid != params_.uid)
+    return invalid_argument("group " + name() + " on this node belongs to uid " + std::to_string(params_.uid) +
+                            "; uid " + std::to_string(uid) + " may not join it");
+  if (nranks != params_.nranks || local_size != params_.local_size || seed != params_.seed)
+    return invalid_argument("group " + name() + ": rank " + std::to_string(rank) + " joins with nranks=" +
+                            std::to_string(nranks) + " local_size=" + std::to_string(local_size) + " seed=" +
+                            std::to_string(seed) + ", the first local trainer joined with nranks=" +
+                            std::to_string(params_.nranks) + " local_size=" + std::to_string(params_.local_size) +
+                            " seed=" + std::to_string(params_.seed));
+  const int first = params_.node_rank * params_.local_size;
+  if (rank < first || rank >= first + params_.local_size)
+    return invalid_argument("group " + name() + ": rank " + std::to_string(rank) + " cannot be on this node, which holds ranks " +
+                            std::to_string(first) + ".." + std::to_string(first + params_.local_size - 1) +
+                            " (trainers of a node must hold consecutive ranks)");
+  if (!failed_.is_ok()) return failed_;
+  Member& m = members_[static_cast<std::size_t>(rank - first)];
+  if (m.present || m.join_replied || formed_)
+    return invalid_argument("group " + name() + ": rank " + std::to_string(rank) + " already joined on this node");
+  m.session = session;
+  m.handle = handle;
+  m.pid = session->credentials().pid;
+  m.present = true;
+  ++joined_;
+  cv_.notify_all();
+  return Status::ok();
+}
+
+void GroupState::submit(int rank, OpRequest op) {
+  std::unique_lock lock(mutex_);
+  if (!failed_.is_ok()) {
+    const Status reason = failed_;
+    lock.unlock();
+    complete(op, reason);
+    return;
+  }
+  members_[static_cast<std::size_t>(rank - params_.node_rank * params_.local_size)].queue.push_back(std::move(op));
+  cv_.notify_all();
+}
+
+void GroupState::member_left(int rank, const std::string& reason) {
+  std::lock_guard lock(mutex_);
+  Member& m = members_[static_cast<std::size_t>(rank - params_.node_rank * params_.local_size)];
+  m.present = false;
+  m.session.reset();
+  set_failed_locked(Status(StatusCode::kPeerFailure, "group " + name() + ": " + reason));
+}
+
+void GroupState::fail(const Status& reason) {
+  std::lock_guard lock(mutex_);
+  set_failed_locked(reason);
+}
+
+void GroupState::set_failed_locked(const Status& reason) {
+  if (failed_.is_ok()) {
+    failed_ = reason;
+    record_error_locked(reason.message());
+    // A worker inside an inter-node allreduce ends it (after the engine's grace period) instead
+    // of waiting for its deadline.
+    if (communicator_)
+      for (int p = 0; p < communicator_->size(); ++p)
+        if (p != communicator_->rank()) communicator_->notify_peer_failure(p, reason);
+  }
+  for (Member& m : members_) {
+    while (!m.queue.empty()) {
+      complete(m.queue.front(), failed_);
+      ++ops_failed_;
+      m.queue.pop_front();
+    }
+  }
+  cv_.notify_all();
+}
+
+bool GroupState::all_left() const {
+  std::lock_guard lock(mutex_);
+  for (const Member& m : members_)
+    if (m.present) return false;
+  return true;
+}
+
+void GroupState::record_error_locked(const std::string& message) {
+  errors_.push_back(message);
+  if (errors_.size() > kMaxGroupErrors) errors_.pop_front();
+}
+
+void GroupState::complete(const OpRequest& op, const Status& status) {
+  if (auto session = op.session.lock()) session->complete(op.user_data, status);
+}
+
+void GroupState::reply_join(const Status& status) {
+  std::lock_guard lock(mutex_);
+  for (Member& m : members_) {
+    if (!m.present || m.join_replied) continue;
+    m.join_replied = true;
+    protocol::Reply body;
+    body.u32 = m.handle;
+    if (auto session = m.session.lock()) session->send_reply(protocol::encode_reply(protocol::MessageType::kGroupJoin, status, body));
+  }
+}
+
+void GroupState::worker_main() {
+  Status s = form();
+  if (!s) {
+    {
+      std::lock_guard lock(mutex_);
+      set_failed_locked(s);
+    }
+    spdlog::warn("group {}: {}", name(), s.message());
+    reply_join(s);
+  }
+  worker_done_ = true;
+}
+
+Status GroupState::form() {
+  {
+    std::unique_lock lock(mutex_);
+    cv_.wait_until(lock, params_.formation_deadline,
+                   [&] { return !failed_.is_ok() || joined_ == params_.local_size; });
+    if (!failed_.is_ok()) return failed_;
+    if (joined_ != params_.local_size) {
+      std::string missing;
+      for (std::size_t i = 0; i < members_.size(); ++i)
+        if (!members_[i].present)
+          missing += (missing.empty() ? "" : ", ") +
+                     std::to_string(params_.node_rank * params_.local_size + static_cast<int>(i));
+      return Status(StatusCode::kTimeout, "group " + name() + ": " + std::to_string(joined_) + " of " +
+                                              std::to_string(params_.local_size) +
+                                              " local trainers joined before the deadline (missing: rank " + missing + ")");
+    }
+  }
+  spdlog::info("group {}: all {} local trainers joined; forming the inter-node group (node {} of {})", name(),
+               params_.local_size, params_.node_rank, params_.nnodes);
+  collective::CommunicatorOptions copt;
+  copt.seed = params_.seed != 0 ? params_.seed : secret_word(id_, 0);
+  copt.group_id = secret_word(id_, 1);
+  copt.pipeline_chunk_elements = daemon_.config.pipeline_chunk_elements;
+  copt.pipeline_window = daemon_.config.pipeline_window;
+  std::unique_ptr<transport::Group> inter;
+  std::unique_ptr<collective::Communicator> local;
+  if (params_.nnodes > 1) {
+    transport::GroupOptions options;
+    options.communicator = copt;
+    options.host_name = daemon_.host_name;
+    const auto now = Clock::now();
+    options.bootstrap.formation_timeout = std::max(
+        std::chrono::milliseconds(1),
+        std::chrono::duration_cast<std::chrono::milliseconds>(params_.formation_deadline - now));
+    options.bootstrap.heartbeat_interval = daemon_.config.heartbeat_interval;
+    options.bootstrap.heartbeat_timeout = daemon_.config.heartbeat_timeout;
+    if (!daemon_.config.ucx_tls.empty()) options.ucx.config.push_back({"TLS", daemon_.config.ucx_tls});
+    auto g = transport::Group::form(id_, params_.node_rank, params_.nnodes, options);
+    if (!g) return g.status().with_context("group " + name() + ": forming the inter-node group");
+    inter = std::move(*g);
+  } else {
+    auto transports = transport::make_loopback_group(1);
+    auto c = collective::Communicator::create(std::move(transports[0]), copt);
+    if (!c) return c.status();
+    local = std::move(*c);
+  }
+  collective::Communicator& comm = inter ? inter->communicator() : *local;
+  {
+    std::lock_guard lock(mutex_);
+    if (!failed_.is_ok()) return failed_;
+    communicator_ = &comm;
+    formed_ = true;
+  }
+  spdlog::info("group {}: formed ({} trainers on {} nodes)", name(), params_.nranks, params_.nnodes);
+  reply_join(Status::ok());
+  run_operations();
+  {
+    std::lock_guard lock(mutex_);
+    communicator_ = nullptr;
+  }
+  // Destroying the inter-node group tells the other nodes this node left.
+  return Status::ok();
+}
+
+void GroupState::run_operations() {
+  for (std::uint64_t k = 1;; ++k) {
+    std::vector<OpRequest> ops;
+    {
+      std::unique_lock lock(mutex_);
+      for (;;) {
+        if (!failed_.is_ok()) return;
+        bool all = true;
+        auto earliest = Clock::time_point::max();
+        std::string missing;
+        for (std::size_t i = 0; i < members_.size(); ++i) {
+          if (members_[i].queue.empty()) {
+            all = false;
+            missing += (missing.empty() ? "" : ", ") +
+                       std::to_string(params_.node_rank * params_.local_size + static_cast<int>(i));
+          } else {
+            earliest = std::min(earliest, members_[i].queue.front().deadline);
+          }
+        }
+        if (all) break;
+        if (Clock::now() >= earliest) {
+          set_failed_locked(Status(StatusCode::kTimeout, "allreduce " + std::to_string(k) + " of group " + name() +
+                                                            ": timed out waiting for local rank " + missing +
+                                                            " to submit it"));
+          return;
+        }
+        if (earliest == Clock::time_point::max())
+          cv_.wait(lock);
+        else
+          cv_.wait_until(lock, earliest);
+      }
+      for (Member& m : members_) {
+        ops.push_back(std::move(m.queue.front()));
+        m.queue.pop_front();
+      }
+    }
+    Status s = execute(ops, k);
+    std::lock_guard lock(mutex_);
+    if (!s) {
+      ++ops_failed_;
+      for (const OpRequest& op : ops) complete(op, s);
+      set_failed_locked(s);
+      return;
+    }
+    ++ops_done_;
+  }
+}
+
+Status GroupState::check_agreement(const std::vector<OpRequest>& ops, std::uint64_t k) const {
+  const ring::Submission& a = ops[0].args;
+  for (std::size_t i = 1; i < ops.size(); ++i) {
+    const ring::Submission& b = ops[i].args;
+    if (a.count != b.count || a.dtype != b.dtype || a.op != b.op || a.scatter_codec != b.scatter_codec ||
+        a.gather_codec != b.gather_codec || a.tensor_key != b.tensor_key) {
+      const int first = params_.node_rank * params_.local_size;
+      return invalid_argument("allreduce " + std::to_string(k) + " of group " + name() + ": ranks disagree: rank " +
+                              std::to_string(first) + " has " + describe_args(a) + ", rank " +
+                              std::to_string(first + static_cast<int>(i)) + " has " + describe_args(b));
+    }
+  }
+  return Status::ok();
+}
+
+Status GroupState::execute(std::vector<OpRequest>& ops, std::uint64_t k) {
+  TERN_CHECK(check_agreement(ops, k));
+  const ring::Submission& a = ops[0].args;
+  const auto dtype = static_cast<kernels::DType>(a.dtype);
+  const std::size_t count = a.count;
+  auto deadline = ops[0].deadline;
+  for (const OpRequest& op : ops) deadline = std::min(deadline, op.deadline);
+  acc_.resize(count);
+  std::vector<const void*> inputs;
+  for (const OpRequest& op : ops) inputs.push_back(op.data);
+  local_sum(inputs, dtype, count, acc_.data());
+
+  collective::AllreduceOptions options;
+  options.op = collective::ReduceOp::kSum;
+  options.dtype = kernels::DType::kF32;
+  options.scatter_codec = static_cast<kernels::Codec>(a.scatter_codec);
+  options.gather_codec = static_cast<kernels::Codec>(a.gather_codec);
+  options.tensor_key = a.tensor_key;
+  options.timeout = std::max(std::chrono::milliseconds(1),
+                             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+  collective::AllreduceStats stats;
+  Status s = communicator_->allreduce(acc_.data(), count, options, &stats);
+  if (!s) {
+    std::string message = "allreduce " + std::to_string(k) + " of group " + name() + ": " + s.message();
+    if (params_.nnodes > 1 && s.code() == StatusCode::kPeerFailure)
+      message += " (node n holds trainer ranks n*" + std::to_string(params_.local_size) + ".." + "n*" +
+                 std::to_string(params_.local_size) + "+" + std::to_string(params_.local_size - 1) + ")";
+    return Status(s.code(), message);
+  }
+  const auto op = static_cast<collective::ReduceOp>(a.op);
+  scale_for_mean(acc_.data(), count, op, params_.nranks);
+  for (const OpRequest& r : ops) narrow_from_f32(acc_.data(), count, dtype, r.data);
+  {
+    std::lock_guard lock(mutex_);
+    CodecStats& cs = codec_stats_[std::string(kernels::codec_name(options.scatter_codec)) + "/" +
+                                  std::string(kernels::codec_name(options.gather_codec))];
+    ++cs.ops;
+    cs.bytes_out += stats.bytes_sent;
+    cs.bytes_in += stats.bytes_received;
+  }
+  for (const OpRequest& r : ops) complete(r, Status::ok());
+  return Status::ok();
+}
+
+nlohmann::json GroupState::status() const {
+  std::lock_guard lock(mutex_);
+  nlohmann::json j;
+  j["id"] = name();
+  j["uid"] = params_.uid;
+  j["nranks"] = params_.nranks;
+  j["local_size"] = params_.local_size;
+  j["node_rank"] = params_.node_rank;
+  j["nnodes"] = params_.nnodes;
+  j["state"] = !failed_.is_ok() ? "failed" : formed_ ? "formed" : "forming";
+  if (!failed_.is_ok()) j["failure"] = failed_.message();
+  j["members"] = nlohmann::json::array();
+  std::size_t in_flight = 0;
+  for (std::size_t i = 0; i < members_.size(); ++i) {
+    const Member& m = members_[i];
+    in_flight += m.queue.size();
+    nlohmann::json mj;
+    mj["rank"] = params_.node_rank * params_.local_size + static_cast<int>(i);
+    mj["present"] = m.present;
+    mj["pid"] = m.pid;
+    mj["queued"] = m.queue.size();
+    j["members"].push_back(mj);
+  }
+  j["ops_in_flight"] = in_flight;
+  j["ops_done"] = ops_done_;
+  j["ops_failed"] = ops_failed_;
+  nlohmann::json codecs = nlohmann::json::object();
+  for (const auto& [codec, cs] : codec_stats_)
+    codecs[codec] = {{"ops", cs.ops}, {"bytes_out", cs.bytes_out}, {"bytes_in", cs.bytes_in}};
+  j["codecs"] = codecs;
+  j["errors"] = errors_;
+  return j;
+}
+
+}  // namespace tern::daemon

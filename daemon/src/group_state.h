@@ -1,0 +1,110 @@
+// One group as ternd sees it: the local trainers that joined it, the inter-node communicator, and
+// the worker thread that runs its allreduces (docs/daemon.md, "Groups").
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon_impl.h"
+#include "shared_memory.h"
+#include "tern/daemon/ring.h"
+#include "tern/transport/bootstrap.h"
+#include "tern/transport/collective.h"
+
+namespace tern::transport {
+class Group;
+}
+
+namespace tern::daemon {
+
+/// One submitted allreduce of one local trainer, validated.
+struct OpRequest {
+  std::weak_ptr<Session> session;
+  std::uint64_t user_data = 0;
+  ring::Submission args{};
+  std::shared_ptr<SharedMapping> memory;  // keeps the arena mapped while the op runs
+  std::uint8_t* data = nullptr;           // inside memory, range checked
+  std::chrono::steady_clock::time_point deadline;
+};
+
+struct GroupParams {
+  std::uint32_t uid = 0;  // owner: every local member has this uid
+  int nranks = 0, local_size = 0, node_rank = 0, nnodes = 0;
+  std::uint64_t seed = 0;  // 0: derived from the id
+  std::chrono::steady_clock::time_point formation_deadline;
+};
+
+class GroupState : public std::enable_shared_from_this<GroupState> {
+ public:
+  GroupState(Daemon::Impl& daemon, transport::UniqueId id, GroupParams params);
+  ~GroupState();  // joins the worker
+
+  const GroupParams& params() const noexcept { return params_; }
+  std::string name() const;  ///< short, secret-free: "3f2a9c01"
+
+  /// io thread. Checks the rank against this node's slots and the other members' parameters.
+  Status add_member(const std::shared_ptr<Session>& session, std::uint32_t handle, int rank, int nranks,
+                    int local_size, std::uint64_t seed, std::uint32_t uid);
+  /// Queues `op` for local rank `rank`; a failed group completes it at once with its reason.
+  void submit(int rank, OpRequest op);
+  /// The member of `rank` left (its reason names it); the group fails everywhere.
+  void member_left(int rank, const std::string& reason);
+  /// Fails pending and later operations with `reason` (e.g. shutdown) and ends the worker promptly.
+  void fail(const Status& reason);
+  bool all_left() const;
+  bool worker_done() const noexcept { return worker_done_.load(); }
+  nlohmann::json status() const;
+
+ private:
+  struct Member {
+    std::weak_ptr<Session> session;
+    std::uint32_t handle = 0;
+    std::uint32_t pid = 0;
+    bool present = false;
+    bool join_replied = false;
+    std::deque<OpRequest> queue;
+  };
+  struct CodecStats {
+    std::uint64_t ops = 0, bytes_out = 0, bytes_in = 0;
+  };
+
+  void worker_main();
+  Status form();
+  void reply_join(const Status& status);
+  void run_operations();
+  /// Runs operation `k` whose requests (local-rank order) were popped from the queues.
+  Status execute(std::vector<OpRequest>& ops, std::uint64_t k);
+  Status check_agreement(const std::vector<OpRequest>& ops, std::uint64_t k) const;
+  void set_failed_locked(const Status& reason);  // first reason wins; fails queued ops
+  void record_error_locked(const std::string& message);
+  static void complete(const OpRequest& op, const Status& status);
+
+  Daemon::Impl& daemon_;
+  const transport::UniqueId id_;
+  const GroupParams params_;
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<Member> members_;  // by local rank
+  int joined_ = 0;
+  Status failed_;
+  bool formed_ = false;
+  collective::Communicator* communicator_ = nullptr;  // set by the worker while it exists
+  std::uint64_t ops_done_ = 0, ops_failed_ = 0;
+  std::map<std::string, CodecStats> codec_stats_;  // "terngrad/terngrad"
+  std::deque<std::string> errors_;
+  std::atomic<bool> worker_done_{false};
+  std::vector<float> acc_;  // worker only
+  std::thread worker_;
+};
+
+}  // namespace tern::daemon

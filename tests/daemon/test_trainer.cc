@@ -1,0 +1,115 @@
+// A trainer process for the daemon tests: connects to ternd through libtern, joins a group and
+// runs allreduces on deterministic inputs (trainer_data.h), writing every result to --out.
+// Output file: "ok\n" + the raw result bytes of each iteration, or "error <status>: <message>\n".
+// Fault modes: --exit-before N (exits without submitting iteration N: a trainer that dies),
+// --setuid UID (drops to that uid first: the permission test).
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "tern/tern.h"
+#include "trainer_data.h"
+
+namespace {
+
+struct Args {
+  std::string socket, id, out;
+  int rank = 0, nranks = 1, local_size = 1, iters = 1, exit_before = -1, setuid_to = -1;
+  std::size_t count = 1000;
+  int dtype = 0, op = 0, scatter = 3, gather = 3;
+  unsigned timeout_ms = 20000;
+  std::uint64_t data_seed = 1;
+  bool registered = false;  // use tern_register'ed host memory instead of tern_alloc
+};
+
+int finish_error(const Args& a, tern_status_t s, const char* what) {
+  std::ofstream f(a.out, std::ios::binary | std::ios::trunc);
+  f << "error " << tern_status_name(s) << ": " << what << ": " << tern_last_error() << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i], v = argv[i + 1];
+    if (k == "--socket") a.socket = v;
+    else if (k == "--id") a.id = v;
+    else if (k == "--out") a.out = v;
+    else if (k == "--rank") a.rank = std::stoi(v);
+    else if (k == "--nranks") a.nranks = std::stoi(v);
+    else if (k == "--local") a.local_size = std::stoi(v);
+    else if (k == "--iters") a.iters = std::stoi(v);
+    else if (k == "--count") a.count = std::stoul(v);
+    else if (k == "--dtype") a.dtype = std::stoi(v);
+    else if (k == "--op") a.op = std::stoi(v);
+    else if (k == "--scatter") a.scatter = std::stoi(v);
+    else if (k == "--gather") a.gather = std::stoi(v);
+    else if (k == "--data-seed") a.data_seed = std::stoull(v);
+    else if (k == "--exit-before") a.exit_before = std::stoi(v);
+    else if (k == "--setuid") a.setuid_to = std::stoi(v);
+    else if (k == "--timeout-ms") a.timeout_ms = static_cast<unsigned>(std::stoul(v));
+    else if (k == "--registered") a.registered = v == "1";
+  }
+  if (a.setuid_to >= 0 && (setgid(static_cast<gid_t>(a.setuid_to)) != 0 || setuid(static_cast<uid_t>(a.setuid_to)) != 0)) {
+    std::perror("setuid");
+    return 2;
+  }
+  tern_client_t* client = nullptr;
+  tern_status_t s = tern_connect(a.socket.c_str(), &client);
+  if (s != TERN_OK) return finish_error(a, s, "connect");
+  tern_unique_id_t id{};
+  std::snprintf(id.text, sizeof id.text, "%s", a.id.c_str());
+  tern_group_config_t config{};
+  config.struct_size = sizeof config;
+  config.rank = a.rank;
+  config.nranks = a.nranks;
+  config.local_size = a.local_size;
+  config.timeout_ms = a.timeout_ms;
+  tern_group_t* group = nullptr;
+  s = tern_group_join(client, &id, &config, &group);
+  if (s != TERN_OK) return finish_error(a, s, "join");
+  const auto dtype = static_cast<tern::kernels::DType>(a.dtype);
+  const std::size_t bytes = a.count * tern::kernels::dtype_size(dtype);
+  void* buffer = nullptr;
+  std::vector<std::uint8_t> host;
+  if (a.registered) {
+    host.resize(bytes);
+    buffer = host.data();
+    s = tern_register(client, buffer, bytes);
+  } else {
+    s = tern_alloc(client, bytes, &buffer);
+  }
+  if (s != TERN_OK) return finish_error(a, s, "memory");
+  std::string results;
+  for (int iter = 1; iter <= a.iters; ++iter) {
+    if (iter == a.exit_before) _exit(3);  // dies with its connection, arenas and group open
+    const auto input = tern::daemon::test::trainer_input(a.data_seed, a.rank, iter, a.count, dtype);
+    std::memcpy(buffer, input.data(), bytes);
+    tern_allreduce_args_t args;
+    tern_allreduce_args_init(&args);
+    args.buffer = buffer;
+    args.count = a.count;
+    args.dtype = static_cast<tern_dtype_t>(a.dtype);
+    args.op = static_cast<tern_reduce_op_t>(a.op);
+    args.scatter_codec = static_cast<tern_codec_t>(a.scatter);
+    args.gather_codec = static_cast<tern_codec_t>(a.gather);
+    args.tensor_key = static_cast<std::uint64_t>(iter);  // fresh residuals each time (matches the reference)
+    args.timeout_ms = a.timeout_ms;
+    s = tern_allreduce_sync(group, &args);
+    if (s != TERN_OK) return finish_error(a, s, ("allreduce " + std::to_string(iter)).c_str());
+    results.append(static_cast<const char*>(buffer), bytes);
+  }
+  std::ofstream f(a.out, std::ios::binary | std::ios::trunc);
+  f << "ok\n" << results;
+  f.close();
+  tern_group_destroy(group);
+  tern_disconnect(client);
+  return 0;
+}
