@@ -7,6 +7,7 @@
 
 #include "daemon_test_util.h"
 #include "tern/daemon/hierarchical.h"
+#include "tern/transport/bootstrap.h"
 #include "tern/tern.h"
 #include "trainer_data.h"
 
