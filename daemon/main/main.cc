@@ -40,7 +40,11 @@ int serve(const TerndCommand& command) {
   }
   std::unique_ptr<Daemon> daemon = std::move(created).value();
   // Declared after the daemon: destroyed (joined) before it.
-  SignalThread signals(*daemon);
+  auto signals = SignalThread::start(*daemon);
+  if (!signals.is_ok()) {
+    spdlog::critical("cannot start: {}", signals.status().message());
+    return kExitFailure;
+  }
   WatchdogThread watchdog(*daemon);
 
   spdlog::info("serving on {}", daemon->socket_path());
@@ -51,7 +55,7 @@ int serve(const TerndCommand& command) {
     notify("STATUS=Failed: " + result.message());
     return kExitFailure;
   }
-  if (signals.received() == 0) {
+  if ((*signals)->received() == 0) {
     // run() ends only after stop(); nothing else calls it, so this is a bug worth a loud line.
     spdlog::critical("the serving loop ended without a stop request");
     return kExitFailure;

@@ -1,11 +1,14 @@
 #include "service.h"
 
+#include <poll.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 
 #include <spdlog/spdlog.h>
 
@@ -34,29 +37,52 @@ void block_termination_signals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-SignalThread::SignalThread(Daemon& daemon) : daemon_(daemon), thread_([this] { loop(); }) {}
+Result<std::unique_ptr<SignalThread>> SignalThread::start(Daemon& daemon) {
+  const sigset_t set = termination_signals();
+  const int signal_fd = ::signalfd(-1, &set, SFD_CLOEXEC);
+  if (signal_fd < 0) return internal_error(std::string("signalfd: ") + std::strerror(errno));
+  const int wake_fd = ::eventfd(0, EFD_CLOEXEC);
+  if (wake_fd < 0) {
+    const int err = errno;
+    ::close(signal_fd);
+    return internal_error(std::string("eventfd: ") + std::strerror(err));
+  }
+  return std::unique_ptr<SignalThread>(new SignalThread(daemon, signal_fd, wake_fd));
+}
+
+SignalThread::SignalThread(Daemon& daemon, int signal_fd, int wake_fd)
+    : daemon_(daemon), signal_fd_(signal_fd), wake_fd_(wake_fd), thread_([this] { loop(); }) {}
 
 SignalThread::~SignalThread() {
-  done_ = true;
+  const std::uint64_t one = 1;
+  if (::write(wake_fd_, &one, sizeof one) != sizeof one)
+    spdlog::warn("cannot wake the signal thread: {}", std::strerror(errno));
   thread_.join();
+  ::close(signal_fd_);
+  ::close(wake_fd_);
 }
 
 int SignalThread::received() const { return received_.load(); }
 
 void SignalThread::loop() {
-  const sigset_t set = termination_signals();
-  const timespec poll{0, 200'000'000};
-  while (!done_) {
-    siginfo_t info{};
-    const int sig = sigtimedwait(&set, &info, &poll);
-    if (sig < 0) continue;  // EAGAIN (poll period) or EINTR
+  for (;;) {
+    pollfd fds[2] = {{signal_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("signal thread: poll: {}; SIGTERM will not be handled", std::strerror(errno));
+      return;
+    }
+    if (fds[1].revents != 0) return;
+    signalfd_siginfo info{};
+    if (::read(signal_fd_, &info, sizeof info) != sizeof info) continue;
+    const int sig = static_cast<int>(info.ssi_signo);
     const char* name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
     int expected = 0;
     if (!received_.compare_exchange_strong(expected, sig)) {
-      spdlog::info("received {} again (from pid {}); already shutting down", name, info.si_pid);
+      spdlog::info("received {} again (from pid {}); already shutting down", name, info.ssi_pid);
       continue;
     }
-    spdlog::info("received {} (from pid {}): shutting down; in-flight operations fail", name, info.si_pid);
+    spdlog::info("received {} (from pid {}): shutting down; in-flight operations fail", name, info.ssi_pid);
     notify(std::string("STOPPING=1\nSTATUS=Shutting down (") + name + ")");
     daemon_.stop(std::string("received ") + name);
   }

@@ -1,7 +1,7 @@
 // ternd's side of systemd's service protocol (sd_notify(3)) and its signal handling. Without
 // systemd (NOTIFY_SOCKET unset) every notification is a no-op, so ternd runs the same by hand.
 //
-// Threads: SignalThread and WatchdogThread each run one thread, started by the constructor and
+// Threads: SignalThread and WatchdogThread each run one thread, started on construction and
 // joined by the destructor; both call into the Daemon, which must outlive them (declare them
 // after the Daemon). notify() may be called from any thread.
 #pragma once
@@ -10,9 +10,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+
+#include "tern/common/status.h"
 
 namespace tern::daemon {
 
@@ -25,12 +28,13 @@ void notify(const std::string& state);
 /// first thing in main, so that only SignalThread ever receives them.
 void block_termination_signals();
 
-/// Waits for SIGTERM/SIGINT (sigtimedwait) and answers the first with STOPPING=1 and
-/// Daemon::stop("received SIGTERM"); later ones are logged. The destructor ends the thread
-/// within its polling period (200 ms).
+/// Waits for SIGTERM/SIGINT (a signalfd) and answers the first with STOPPING=1 and
+/// Daemon::stop("received SIGTERM"); later ones are logged. The destructor wakes the thread (an
+/// eventfd) and joins it.
 class SignalThread {
  public:
-  explicit SignalThread(Daemon& daemon);
+  /// Fails (kInternal) only if the kernel refuses a signalfd or eventfd (out of descriptors).
+  static Result<std::unique_ptr<SignalThread>> start(Daemon& daemon);
   ~SignalThread();
   SignalThread(const SignalThread&) = delete;
   SignalThread& operator=(const SignalThread&) = delete;
@@ -39,10 +43,12 @@ class SignalThread {
   int received() const;
 
  private:
+  SignalThread(Daemon& daemon, int signal_fd, int wake_fd);
   void loop();
 
   Daemon& daemon_;
-  std::atomic<bool> done_{false};
+  const int signal_fd_;
+  const int wake_fd_;
   std::atomic<int> received_{0};
   std::thread thread_;
 };
