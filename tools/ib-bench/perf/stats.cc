@@ -1,0 +1,68 @@
+#include "perf/stats.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace tern::ibbench {
+
+namespace {
+constexpr double kMB = 1024.0 * 1024.0;
+}
+
+BwRow bw_row(std::size_t bytes, std::uint64_t messages, double seconds, const std::vector<Checkpoint>& checkpoints) {
+  BwRow row;
+  row.bytes = bytes;
+  row.iterations = messages;
+  if (seconds <= 0) return row;
+  const double b = static_cast<double>(bytes);
+  row.bw_avg_mbs = b * static_cast<double>(messages) / seconds / kMB;
+  row.msg_rate_mpps = static_cast<double>(messages) / seconds / 1e6;
+  double peak = row.bw_avg_mbs;
+  for (std::size_t i = 1; i < checkpoints.size(); ++i) {
+    const double dt = checkpoints[i].seconds - checkpoints[i - 1].seconds;
+    const auto dm = checkpoints[i].messages - checkpoints[i - 1].messages;
+    if (dt > 0 && dm > 0) peak = std::max(peak, b * static_cast<double>(dm) / dt / kMB);
+  }
+  row.bw_peak_mbs = peak;
+  return row;
+}
+
+BwRow add_directions(const BwRow& a, const BwRow& b) {
+  BwRow sum = a;
+  sum.iterations = a.iterations + b.iterations;
+  sum.bw_peak_mbs = a.bw_peak_mbs + b.bw_peak_mbs;
+  sum.bw_avg_mbs = a.bw_avg_mbs + b.bw_avg_mbs;
+  sum.msg_rate_mpps = a.msg_rate_mpps + b.msg_rate_mpps;
+  return sum;
+}
+
+double percentile_sorted(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const double rank = std::ceil(p / 100.0 * static_cast<double>(sorted.size()));
+  const auto index = static_cast<std::size_t>(std::clamp(rank, 1.0, static_cast<double>(sorted.size()))) - 1;
+  return sorted[index];
+}
+
+LatRow lat_row(std::size_t bytes, std::vector<double>& samples_us) {
+  LatRow row;
+  row.bytes = bytes;
+  row.iterations = samples_us.size();
+  if (samples_us.empty()) return row;
+  std::sort(samples_us.begin(), samples_us.end());
+  const double n = static_cast<double>(samples_us.size());
+  double sum = 0;
+  for (double v : samples_us) sum += v;
+  const double mean = sum / n;
+  double var = 0;
+  for (double v : samples_us) var += (v - mean) * (v - mean);
+  row.t_min = samples_us.front();
+  row.t_max = samples_us.back();
+  row.t_typical = percentile_sorted(samples_us, 50);
+  row.t_avg = mean;
+  row.t_stdev = std::sqrt(var / n);
+  row.p99 = percentile_sorted(samples_us, 99);
+  row.p999 = percentile_sorted(samples_us, 99.9);
+  return row;
+}
+
+}  // namespace tern::ibbench
