@@ -21,6 +21,7 @@ import argparse
 import grp
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -153,14 +154,26 @@ def test_cli(args):
         check(r.returncode == EX_CONFIG and "--frobnicate" in r.stderr, f"unknown flag: {r}")
         print(f"ok: configuration errors exit {EX_CONFIG} with one line naming the source")
 
+        # A valid configuration whose socket cannot be created: exit 1, one critical line saying why,
+        # in the text format (no JOURNAL_STREAM).
+        r = run([ternd, "--config", "/dev/null", "--socket-path", "/dev/null/ternd.sock"], env=env)
+        check(r.returncode == 1, f"ternd with an impossible socket path exited {r.returncode}, want 1: {r}")
+        errors = [l for l in r.stderr.splitlines() if re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} critical ", l)]
+        check(len(errors) == 1 and "/dev/null/ternd.sock" in errors[0], f"want one critical line naming the path: {r.stderr!r}")
+        print(f"ok: a start failure exits 1 with one line: {errors[0][24:]}")
+
 
 # --- lifecycle -----------------------------------------------------------------------------------
 
-def start_ternd(cmd, listener, extra_env, socket_path, ready_deadline_s=20.0, **popen):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TERN_", "NOTIFY_", "WATCHDOG_"))}
+def clean_env():
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TERN_", "NOTIFY_", "WATCHDOG_", "JOURNAL_"))}
+
+
+def start_ternd(cmd, listener, extra_env, socket_path, ready_deadline_s=20.0, stderr=subprocess.PIPE):
+    env = clean_env()
     env.update({"NOTIFY_SOCKET": listener.path, "TERN_SOCKET_PATH": socket_path})
     env.update(extra_env)
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **popen)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
     if not listener.wait_for("READY=1", ready_deadline_s):
         proc.kill()
         _, err = proc.communicate(timeout=10)
@@ -175,9 +188,17 @@ def test_lifecycle(args):
         listener = NotifyListener(tmp)
         socket_path = os.path.join(tmp, "run", "ternd.sock")
         os.mkdir(os.path.dirname(socket_path), 0o750)
+        # stderr is a pipe that JOURNAL_STREAM names (device:inode), as systemd does for a service
+        # logging to the journal: log.format "auto" must pick the journal format.
+        read_end, write_end = os.pipe()
+        st = os.fstat(write_end)
         # 600 ms watchdog: pings every 300 ms.
-        proc = start_ternd([args.ternd, "--config", "/dev/null", "--log-format", "journal"], listener,
-                           {"WATCHDOG_USEC": "600000"}, socket_path)
+        env = {"WATCHDOG_USEC": "600000", "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        try:
+            proc = start_ternd([args.ternd, "--config", "/dev/null"], listener, env, socket_path, stderr=write_end)
+        finally:
+            os.close(write_end)
+        proc.stderr = os.fdopen(read_end)
         try:
             check(any(l.startswith("STATUS=Serving on") for m in listener.messages for l in m.split("\n")),
                   f"no STATUS=Serving line: {listener.messages}")
@@ -200,7 +221,7 @@ def test_lifecycle(args):
         lines = [l for l in stderr.splitlines() if l]
         check(lines, "ternd logged nothing")
         bad = [l for l in lines if not (l.startswith("<") and l[2:3] == ">" and l[1] in "0234567")]
-        check(not bad, f"log lines without a syslog priority prefix in journal format: {bad[:3]}")
+        check(not bad, f"log lines without a syslog priority prefix (JOURNAL_STREAM matched stderr): {bad[:3]}")
         check(any(l.startswith("<6>") and "received SIGTERM" in l for l in lines), "SIGTERM was not logged at info")
         print(f"ok: {len(lines)} log lines, all with <N> priority prefixes")
 
