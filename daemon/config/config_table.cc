@@ -81,8 +81,8 @@ using enum ConfigType;
 
 // clang-format off
 const std::array kTable = std::to_array<ConfigEntry>({
-  {"control.socket_path", "TERN_SOCKET_PATH", "--socket-path", kString, 0, 0, "absolute path, at most 107 bytes",
-   "Unix socket trainers connect to (under systemd in RuntimeDirectory=tern, /run/tern)",
+  {"control.socket_path", "TERN_SOCKET", "--socket-path", kString, 0, 0, "absolute path, at most 107 bytes",
+   "Unix socket trainers connect to; libtern and ternctl read the same TERN_SOCKET",
    get_field<&DaemonConfig::socket_path>, set_field<&DaemonConfig::socket_path>, check_socket_path},
   {"control.socket_group", "TERN_SOCKET_GROUP", "--socket-group", kString, 0, 0, "empty or a group name",
    "group owning the socket (mode 0660): users in it may connect; empty: ternd's own group",

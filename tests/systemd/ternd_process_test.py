@@ -171,7 +171,7 @@ def clean_env():
 
 def start_ternd(cmd, listener, extra_env, socket_path, ready_deadline_s=20.0, stderr=subprocess.PIPE):
     env = clean_env()
-    env.update({"NOTIFY_SOCKET": listener.path, "TERN_SOCKET_PATH": socket_path})
+    env.update({"NOTIFY_SOCKET": listener.path, "TERN_SOCKET": socket_path})
     env.update(extra_env)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
     if not listener.wait_for("READY=1", ready_deadline_s):
@@ -209,7 +209,7 @@ def test_lifecycle(args):
             check(listener.count("WATCHDOG=1") >= 3, f"fewer than 3 watchdog pings in 5 s: {listener.messages}")
             print(f"ok: READY=1, STATUS=, {listener.count('WATCHDOG=1')} watchdog pings")
             if args.ternctl:
-                r = run([args.ternctl, "--socket", socket_path, "status"])
+                r = run([args.ternctl, "status", "--socket", socket_path])
                 check(r.returncode == 0, f"ternctl status failed: {r}")
                 print("ok: ternctl status")
             stderr = stop_and_check(proc, listener, socket_path)
@@ -300,7 +300,7 @@ def test_service_user(args):
 
         ensure_member("tern-ci-trainer", gid)
         if os.access(ternctl, os.X_OK):
-            r = run(as_user("tern-ci-trainer", [ternctl, "--socket", socket_path, "status"]))
+            r = run(as_user("tern-ci-trainer", [ternctl, "status", "--socket", socket_path]))
             check(r.returncode == 0, f"ternctl status as a member of group tern failed: {r}")
             print("ok: ternctl status as a member of group tern")
         if args.consumer:
