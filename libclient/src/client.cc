@@ -362,9 +362,16 @@ void Client::finish(const std::shared_ptr<RequestState>& r, Status status) {
   cv_.notify_all();
 }
 
-std::size_t Client::drain() {
-  std::unique_lock drain_lock(drain_mutex_, std::try_to_lock);
-  if (!drain_lock.owns_lock()) return 0;
+std::size_t Client::drain(bool must) {
+  // Spinning waiters skip the drain when someone else is draining. The completion thread must not:
+  // it consumed the doorbell, and an entry published after the other drainer read the tail would
+  // otherwise stay unseen.
+  std::unique_lock drain_lock(drain_mutex_, std::defer_lock);
+  if (must) {
+    drain_lock.lock();
+  } else if (!drain_lock.try_lock()) {
+    return 0;
+  }
   return ring_.drain_completions([this](const ring::Completion& c) {
     std::shared_ptr<RequestState> r;
     {
@@ -400,9 +407,9 @@ void Client::completion_loop() {
     if (r < 0 && errno != EINTR) break;
     std::uint64_t v;
     if (p[0].revents & POLLIN) (void)!::read(complete_efd_, &v, sizeof v);
-    drain();
+    drain(true);
     if (p[2].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
-      drain();  // completions the daemon wrote before it closed
+      drain(true);  // completions the daemon wrote before it closed
       fail_all(unavailable("ternd at " + socket_path_ +
                            " closed the connection (stopped or restarted); reconnect with tern_connect"));
       return;
@@ -414,7 +421,7 @@ bool Client::wait(const std::shared_ptr<RequestState>& request, Clock::time_poin
   if (request->done.load(std::memory_order_acquire)) return true;
   const auto spin_end = std::min(deadline, Clock::now() + kSpin);
   while (Clock::now() < spin_end) {
-    drain();
+    drain(false);
     if (request->done.load(std::memory_order_acquire)) return true;
   }
   std::unique_lock lock(mutex_);

@@ -63,8 +63,8 @@ class Client {
   Result<Arena> make_arena(std::size_t bytes);
   void unmap_arena(const Arena& a);
   void completion_loop();
-  /// Reaps completions; returns how many.
-  std::size_t drain();
+  /// Reaps completions; returns how many. `must`: wait for a concurrent drainer instead of skipping.
+  std::size_t drain(bool must);
   void finish(const std::shared_ptr<RequestState>& r, Status status);
   void fail_all(const Status& status);
 
