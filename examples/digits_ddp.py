@@ -174,8 +174,9 @@ def train(a):
         clock = gloo_state.clock
     else:
         import tern.ddp
+        # A fixed group seed: terngrad's stochastic rounding is the same in every run.
         group = tern.ddp.join_group(rank=a.rank, nranks=a.world, local_size=a.local_size,
-                                    socket_path=a.tern_socket)
+                                    socket_path=a.tern_socket, seed=a.seed)
         tern_state = tern.ddp.register_tern_hook(ddp, group, codec=a.codec, gather_codec=a.gather_codec,
                                                  timeout_ms=a.tern_timeout_ms, corrupt=a.corrupt)
         clock = tern_state.clock
