@@ -12,17 +12,14 @@
 #   lib/sysusers.d/tern.conf               TERN_SYSUSERSDIR
 #   lib/tmpfiles.d/tern.conf               TERN_TMPFILESDIR
 #   share/doc/tern/ternd.toml.example, operations.md, configuration.md
+#   lib/python3.X/dist-packages/tern/      TERN_PYTHON_INSTALL_DIR (lib/python3/... for prefix /usr)
 # systemd searches /usr/local/lib/systemd/system (and .../sysusers.d, .../tmpfiles.d) as well as
 # /usr/lib/..., so both the default prefix and -DCMAKE_INSTALL_PREFIX=/usr work unchanged.
 include_guard(GLOBAL)
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
-# systemd looks in <prefix>/lib/..., never in a multiarch lib/x86_64-linux-gnu/: not LIBDIR.
-set(TERN_SYSTEMD_UNITDIR "lib/systemd/system" CACHE STRING
-    "Where ternd.service is installed (relative paths are below CMAKE_INSTALL_PREFIX)")
-set(TERN_SYSUSERSDIR "lib/sysusers.d" CACHE STRING "Where the sysusers.d snippet goes")
-set(TERN_TMPFILESDIR "lib/tmpfiles.d" CACHE STRING "Where the tmpfiles.d snippet goes")
+include(TernInstallDirs)   # TERN_SYSTEMD_UNITDIR, TERN_SYSUSERSDIR, TERN_TMPFILESDIR, TERN_PYTHON_INSTALL_DIR
 
 # Executables find an installed libtern next to them (lib/ beside bin/ and sbin/), also when the
 # tree is staged with DESTDIR or moved.
@@ -98,4 +95,12 @@ if(TARGET tern::tern)
           DESTINATION ${_tern_cmake_dir} COMPONENT client)
 else()
   message(STATUS "install: libtern (tern::tern) is not built; no library, headers, tern.pc or ternConfig.cmake")
+endif()
+
+# The Python package (python/: the _tern module and tern/*.py, with the DDP hook) in
+# TERN_PYTHON_INSTALL_DIR; _tern's INSTALL_RPATH ($ORIGIN/../../..) reaches lib/ from there.
+if(TARGET _tern)
+  install(TARGETS _tern LIBRARY DESTINATION ${TERN_PYTHON_INSTALL_DIR}/tern COMPONENT python)
+  file(GLOB _tern_python_files ${PROJECT_SOURCE_DIR}/python/tern/*.py)
+  install(FILES ${_tern_python_files} DESTINATION ${TERN_PYTHON_INSTALL_DIR}/tern COMPONENT python)
 endif()

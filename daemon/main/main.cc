@@ -45,7 +45,7 @@ int serve(const TerndCommand& command) {
     spdlog::critical("cannot start: {}", signals.status().message());
     return kExitFailure;
   }
-  WatchdogThread watchdog(*daemon);
+  ServiceMonitor monitor(*daemon);
 
   spdlog::info("serving on {}", daemon->socket_path());
   notify("READY=1\nSTATUS=Serving on " + daemon->socket_path());

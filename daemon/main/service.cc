@@ -8,8 +8,11 @@
 #include <systemd/sd-daemon.h>
 
 #include <cerrno>
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "tern/daemon/daemon.h"
@@ -88,15 +91,36 @@ void SignalThread::loop() {
   }
 }
 
-WatchdogThread::WatchdogThread(const Daemon& daemon) : daemon_(daemon) {
+namespace {
+
+// What `systemctl status ternd` shows under "Status:".
+std::string status_line(const Daemon& daemon) {
+  const auto j = nlohmann::json::parse(daemon.status_json(), nullptr, /*allow_exceptions=*/false);
+  std::string line = "Serving on " + daemon.socket_path();
+  if (j.is_object() && j.contains("clients") && j.contains("groups")) {
+    const std::size_t clients = j["clients"].size(), groups = j["groups"].size();
+    line += ": " + std::to_string(clients) + (clients == 1 ? " client, " : " clients, ") + std::to_string(groups) +
+            (groups == 1 ? " group" : " groups");
+  }
+  return line;
+}
+
+}  // namespace
+
+ServiceMonitor::ServiceMonitor(const Daemon& daemon) : daemon_(daemon) {
+  const char* notify_socket = std::getenv("NOTIFY_SOCKET");
+  if (notify_socket == nullptr || *notify_socket == '\0') return;
   std::uint64_t usec = 0;
-  if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) return;
-  period_ = std::chrono::microseconds(usec / 2);
-  spdlog::info("systemd watchdog: {} ms, pinging every {} ms while healthy", usec / 1000, usec / 2000);
+  watchdog_ = sd_watchdog_enabled(0, &usec) > 0 && usec > 0;
+  period_ = std::chrono::seconds(1);
+  if (watchdog_) {
+    period_ = std::min<std::chrono::microseconds>(period_, std::chrono::microseconds(usec / 2));
+    spdlog::info("systemd watchdog: {} ms; pinging every {} ms while healthy", usec / 1000, period_.count() / 1000);
+  }
   thread_ = std::thread([this] { loop(); });
 }
 
-WatchdogThread::~WatchdogThread() {
+ServiceMonitor::~ServiceMonitor() {
   {
     std::lock_guard lock(mutex_);
     done_ = true;
@@ -105,19 +129,27 @@ WatchdogThread::~WatchdogThread() {
   if (thread_.joinable()) thread_.join();
 }
 
-void WatchdogThread::loop() {
+void ServiceMonitor::loop() {
   bool was_healthy = true;
+  std::string last_status;
   std::unique_lock lock(mutex_);
   while (!wake_.wait_for(lock, period_, [this] { return done_; })) {
-    const bool healthy = daemon_.healthy();
-    if (healthy) notify("WATCHDOG=1");
-    if (healthy != was_healthy) {
-      if (healthy) {
-        spdlog::info("serving loop is making progress again; watchdog pings resumed");
-      } else {
-        spdlog::error("serving loop made no progress for 5 s; watchdog pings withheld (systemd restarts ternd)");
+    if (watchdog_) {
+      const bool healthy = daemon_.healthy();
+      if (healthy) notify("WATCHDOG=1");
+      if (healthy != was_healthy) {
+        if (healthy) {
+          spdlog::info("serving loop is making progress again; watchdog pings resumed");
+        } else {
+          spdlog::error("serving loop made no progress for 5 s; watchdog pings withheld (systemd restarts ternd)");
+        }
+        was_healthy = healthy;
       }
-      was_healthy = healthy;
+    }
+    std::string status = status_line(daemon_);
+    if (status != last_status) {
+      notify("STATUS=" + status);
+      last_status = std::move(status);
     }
   }
 }

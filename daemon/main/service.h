@@ -1,7 +1,7 @@
 // ternd's side of systemd's service protocol (sd_notify(3)) and its signal handling. Without
 // systemd (NOTIFY_SOCKET unset) every notification is a no-op, so ternd runs the same by hand.
 //
-// Threads: SignalThread and WatchdogThread each run one thread, started on construction and
+// Threads: SignalThread and ServiceMonitor each run one thread, started on construction and
 // joined by the destructor; both call into the Daemon, which must outlive them (declare them
 // after the Daemon). notify() may be called from any thread.
 #pragma once
@@ -53,23 +53,24 @@ class SignalThread {
   std::thread thread_;
 };
 
-/// When systemd enabled the watchdog for this process (WatchdogSec=, sd_watchdog_enabled), sends
-/// WATCHDOG=1 at half the interval while Daemon::healthy(), and stops sending while it is not, so
-/// systemd restarts a stalled ternd. Does nothing otherwise.
-class WatchdogThread {
+/// Keeps systemd informed while ternd serves (only when NOTIFY_SOCKET is set; no thread otherwise):
+///  - when the watchdog is enabled for this process (WatchdogSec=, sd_watchdog_enabled), sends
+///    WATCHDOG=1 at half its interval (at least every second) while Daemon::healthy(), and stops
+///    while it is not, so systemd restarts a stalled ternd;
+///  - refreshes STATUS= ("Serving on /run/tern/ternd.sock: 2 clients, 1 group") once a second when
+///    it changed, for `systemctl status ternd`.
+class ServiceMonitor {
  public:
-  explicit WatchdogThread(const Daemon& daemon);
-  ~WatchdogThread();
-  WatchdogThread(const WatchdogThread&) = delete;
-  WatchdogThread& operator=(const WatchdogThread&) = delete;
-
-  /// The ping period, zero when systemd's watchdog is off.
-  std::chrono::microseconds period() const { return period_; }
+  explicit ServiceMonitor(const Daemon& daemon);
+  ~ServiceMonitor();
+  ServiceMonitor(const ServiceMonitor&) = delete;
+  ServiceMonitor& operator=(const ServiceMonitor&) = delete;
 
  private:
   void loop();
 
   const Daemon& daemon_;
+  bool watchdog_ = false;
   std::chrono::microseconds period_{0};
   std::mutex mutex_;
   std::condition_variable wake_;

@@ -10,7 +10,8 @@
 #   install_test.sh cmake      a CMake project with find_package(tern) builds and runs
 #
 # Environment: TERN_BUILD_DIR, TERN_SOURCE_DIR, STAGE, PREFIX (CMAKE_INSTALL_PREFIX),
-# TERN_HAVE_TERND / TERN_HAVE_LIBTERN / TERN_HAVE_TERNCTL (1 when this build has them).
+# TERN_HAVE_TERND / TERN_HAVE_LIBTERN / TERN_HAVE_TERNCTL (1 when this build has them),
+# TERN_PYTHON_DIR (where the Python package goes, when it is built).
 set -euo pipefail
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -46,6 +47,14 @@ files)
     env -i "$root/sbin/ternd" --config "$root/share/doc/tern/ternd.toml.example" --check-config \
       || fail "the installed example configuration does not validate"
     ok "staged ternd runs; the installed example validates"
+  fi
+  if [ -n "${TERN_PYTHON_DIR:-}" ]; then
+    # The installed package imports from the staged tree alone and loads the staged libtern.
+    v=$(env -i PYTHONPATH="$root/$TERN_PYTHON_DIR" /usr/bin/python3 -c \
+        'import tern, tern._tern, tern.ddp; print(tern._tern.__file__, tern._tern.version())') \
+      || fail "the installed Python package does not import"
+    [[ "$v" == "$root/$TERN_PYTHON_DIR/tern/"*" $TERN_VERSION" ]] || fail "imported the wrong module: $v"
+    ok "Python package: import tern (+ _tern, ddp) from $PREFIX/$TERN_PYTHON_DIR, libtern $TERN_VERSION"
   fi
   grep -q "^ExecStart=$PREFIX/sbin/ternd\$" "$root/lib/systemd/system/ternd.service" \
     || fail "ExecStart does not name $PREFIX/sbin/ternd"

@@ -200,8 +200,9 @@ def test_lifecycle(args):
             os.close(write_end)
         proc.stderr = os.fdopen(read_end)
         try:
-            check(any(l.startswith("STATUS=Serving on") for m in listener.messages for l in m.split("\n")),
-                  f"no STATUS=Serving line: {listener.messages}")
+            # The monitor refreshes STATUS= with the counts from Daemon::status_json().
+            check(listener.wait_for(f"STATUS=Serving on {socket_path}: 0 clients, 0 groups", 5.0),
+                  f"no STATUS= line with client and group counts: {listener.messages}")
             check_socket_mode(socket_path, os.getuid())
             end = time.monotonic() + 5
             while listener.count("WATCHDOG=1") < 3 and time.monotonic() < end:
