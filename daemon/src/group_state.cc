@@ -194,7 +194,10 @@ Status GroupState::form() {
   if (params_.nnodes > 1) {
     transport::GroupOptions options;
     options.communicator = copt;
-    options.host_name = daemon_.host_name;
+    // Peers name this node by host in their messages (no spaces allowed): say which trainers it holds.
+    const int first = params_.node_rank * params_.local_size;
+    options.host_name = daemon_.host_name + "/trainer-ranks-" + std::to_string(first) + ".." +
+                        std::to_string(first + params_.local_size - 1);
     const auto now = Clock::now();
     options.bootstrap.formation_timeout = std::max(
         std::chrono::milliseconds(1),
@@ -221,11 +224,19 @@ Status GroupState::form() {
   spdlog::info("group {}: formed ({} trainers on {} nodes)", name(), params_.nranks, params_.nnodes);
   reply_join(Status::ok());
   run_operations();
+  if (inter) {
+    // Leave through the bootstrap first: the peers hear "rank n (host h, trainer ranks a..b) left
+    // the group". Our UCX endpoints stay open while their engines give data from us the grace
+    // period, so that message, not a UCX endpoint error, is what their trainers get.
+    (void)inter->bootstrap().close();
+    std::unique_lock lock(mutex_);
+    cv_.wait_for(lock, collective::kPeerFailureGrace + std::chrono::milliseconds(500),
+                 [&] { return daemon_.stopping.load(); });
+  }
   {
     std::lock_guard lock(mutex_);
     communicator_ = nullptr;
   }
-  // Destroying the inter-node group tells the other nodes this node left.
   return Status::ok();
 }
 
@@ -316,9 +327,6 @@ Status GroupState::execute(std::vector<OpRequest>& ops, std::uint64_t k) {
   Status s = communicator_->allreduce(acc_.data(), count, options, &stats);
   if (!s) {
     std::string message = "allreduce " + std::to_string(k) + " of group " + name() + ": " + s.message();
-    if (params_.nnodes > 1 && s.code() == StatusCode::kPeerFailure)
-      message += " (node n holds trainer ranks n*" + std::to_string(params_.local_size) + ".." + "n*" +
-                 std::to_string(params_.local_size) + "+" + std::to_string(params_.local_size - 1) + ")";
     return Status(s.code(), message);
   }
   const auto op = static_cast<collective::ReduceOp>(a.op);

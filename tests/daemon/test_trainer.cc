@@ -2,7 +2,7 @@
 // runs allreduces on deterministic inputs (trainer_data.h), writing every result to --out.
 // Output file: "ok\n" + the raw result bytes of each iteration, or "error <status>: <message>\n".
 // Fault modes: --exit-before N (exits without submitting iteration N: a trainer that dies),
-// --setuid UID (drops to that uid first: the permission test).
+// --setuid UID (drops to that uid first: the permission test). --print-unique-id 1 prints an id.
 #include <unistd.h>
 
 #include <cstdio>
@@ -12,7 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "tern/daemon/hierarchical.h"
 #include "tern/tern.h"
+#include "tern/transport/bootstrap.h"
 #include "trainer_data.h"
 
 namespace {
@@ -25,12 +27,34 @@ struct Args {
   unsigned timeout_ms = 20000;
   std::uint64_t data_seed = 1;
   bool registered = false;  // use tern_register'ed host memory instead of tern_alloc
+  bool print_unique_id = false;  // print a fresh id from this ternd and exit
+  bool verify = false;      // compare every result with hierarchical_reference (all ranks' inputs are known)
 };
 
 int finish_error(const Args& a, tern_status_t s, const char* what) {
   std::ofstream f(a.out, std::ios::binary | std::ios::trunc);
   f << "error " << tern_status_name(s) << ": " << what << ": " << tern_last_error() << "\n";
   return 1;
+}
+
+// The trainers' inputs are deterministic, so any trainer can compute what every trainer must hold.
+bool matches_reference(const Args& a, int iter, const void* result) {
+  const auto dtype = static_cast<tern::kernels::DType>(a.dtype);
+  std::vector<std::vector<std::vector<std::uint8_t>>> inputs(static_cast<std::size_t>(a.nranks / a.local_size));
+  for (int r = 0; r < a.nranks; ++r)
+    inputs[static_cast<std::size_t>(r / a.local_size)].push_back(
+        tern::daemon::test::trainer_input(a.data_seed, r, iter, a.count, dtype));
+  tern::collective::AllreduceOptions options;
+  options.op = static_cast<tern::collective::ReduceOp>(a.op);
+  options.dtype = dtype;
+  options.scatter_codec = static_cast<tern::kernels::Codec>(a.scatter);
+  options.gather_codec = static_cast<tern::kernels::Codec>(a.gather);
+  tern::collective::CommunicatorOptions comm;
+  auto id = tern::transport::UniqueId::parse(a.id);
+  if (!id) return false;
+  std::memcpy(&comm.seed, id->secret().data(), sizeof comm.seed);  // ternd's seed when trainers pass 0
+  auto expected = tern::daemon::hierarchical_reference(inputs, a.count, options, comm, static_cast<std::uint64_t>(iter));
+  return expected.is_ok() && std::memcmp(expected->data(), result, expected->size()) == 0;
 }
 
 }  // namespace
@@ -56,6 +80,8 @@ int main(int argc, char** argv) {
     else if (k == "--setuid") a.setuid_to = std::stoi(v);
     else if (k == "--timeout-ms") a.timeout_ms = static_cast<unsigned>(std::stoul(v));
     else if (k == "--registered") a.registered = v == "1";
+    else if (k == "--verify") a.verify = v == "1";
+    else if (k == "--print-unique-id") a.print_unique_id = v == "1";
   }
   if (a.setuid_to >= 0 && (setgid(static_cast<gid_t>(a.setuid_to)) != 0 || setuid(static_cast<uid_t>(a.setuid_to)) != 0)) {
     std::perror("setuid");
@@ -65,6 +91,12 @@ int main(int argc, char** argv) {
   tern_status_t s = tern_connect(a.socket.c_str(), &client);
   if (s != TERN_OK) return finish_error(a, s, "connect");
   tern_unique_id_t id{};
+  if (a.print_unique_id) {
+    if ((s = tern_get_unique_id(client, &id)) != TERN_OK) return finish_error(a, s, "unique id");
+    std::printf("%s\n", id.text);
+    tern_disconnect(client);
+    return 0;
+  }
   std::snprintf(id.text, sizeof id.text, "%s", a.id.c_str());
   tern_group_config_t config{};
   config.struct_size = sizeof config;
@@ -105,6 +137,11 @@ int main(int argc, char** argv) {
     s = tern_allreduce_sync(group, &args);
     if (s != TERN_OK) return finish_error(a, s, ("allreduce " + std::to_string(iter)).c_str());
     results.append(static_cast<const char*>(buffer), bytes);
+    if (a.verify && !matches_reference(a, iter, buffer)) {
+      std::ofstream f(a.out, std::ios::binary | std::ios::trunc);
+      f << "error mismatch: allreduce " << iter << " differs from hierarchical_reference\n";
+      return 1;
+    }
   }
   std::ofstream f(a.out, std::ios::binary | std::ios::trunc);
   f << "ok\n" << results;
