@@ -129,9 +129,11 @@ Result<AllPairsReport> run_all_pairs(const AllPairsConfig& config, const std::fu
         pr.error = "agent reply without rows";
       } else {
         // The largest size decides the link's bandwidth.
-        const nlohmann::json& last = (*reply)["rows"].back();
-        pr.bw_avg_mbs = last.value("bw_avg_mbs", 0.0);
-        pr.bw_peak_mbs = last.value("bw_peak_mbs", 0.0);
+        const nlohmann::json* largest = nullptr;
+        for (const nlohmann::json& row : (*reply)["rows"])
+          if (largest == nullptr || row.value("bytes", std::size_t{0}) > largest->value("bytes", std::size_t{0})) largest = &row;
+        pr.bw_avg_mbs = largest->value("bw_avg_mbs", 0.0);
+        pr.bw_peak_mbs = largest->value("bw_peak_mbs", 0.0);
       }
       if (progress) progress(pr);
       report.pairs.push_back(pr);
@@ -221,8 +223,9 @@ nlohmann::json to_json(const AllPairsReport& r) {
 }
 
 std::string format_all_pairs(const AllPairsReport& r) {
-  std::string out = fmt::format("BW average [MB/sec], size {} (row: sender, column: receiver; * below {:g}% of the median)\n",
-                                format_size(r.perf.sizes.back()), r.threshold_pct);
+  const std::string size = r.perf.sizes.empty() ? "?" : format_size(*std::max_element(r.perf.sizes.begin(), r.perf.sizes.end()));
+  std::string out = fmt::format("BW average [MB/sec], size {} (row: sender, column: receiver; * below {:g}% of the median)\n", size,
+                                r.threshold_pct);
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> header{"from \\ to"};
   for (const HostPort& h : r.hosts) header.push_back(h.label());

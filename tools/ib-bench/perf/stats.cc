@@ -38,7 +38,8 @@ BwRow add_directions(const BwRow& a, const BwRow& b) {
 
 double percentile_sorted(const std::vector<double>& sorted, double p) {
   if (sorted.empty()) return 0;
-  const double rank = std::ceil(p / 100.0 * static_cast<double>(sorted.size()));
+  // The epsilon keeps 99.9% of 1000 at rank 999 despite 99.9 / 100 * 1000 = 999.0000000000001.
+  const double rank = std::ceil(p * static_cast<double>(sorted.size()) / 100.0 - 1e-9);
   const auto index = static_cast<std::size_t>(std::clamp(rank, 1.0, static_cast<double>(sorted.size()))) - 1;
   return sorted[index];
 }

@@ -65,8 +65,12 @@ std::vector<GpuAffinity> classify(const Topology& topology) {
       }
       const PathInfo& p = a.to_each_nic.back();
       const PathInfo& q = a.to_each_nic[static_cast<std::size_t>(best)];
+      // Bridges matter below a common switch or host bridge; past the root complex the traffic
+      // crosses the same CPU fabric either way, and spreading GPUs over NICs matters more.
       const auto key = [&](const PathInfo& x, std::size_t nic) {
-        return std::make_tuple(static_cast<int>(x.path_class), x.bridges, load[nic], topology.nics[nic].name);
+        const bool pci_local = x.path_class == PathClass::kPcieSwitch || x.path_class == PathClass::kHostBridge;
+        return std::make_tuple(static_cast<int>(x.path_class), pci_local ? x.bridges : 0, load[nic], x.bridges,
+                               topology.nics[nic].name);
       };
       if (key(p, n) < key(q, static_cast<std::size_t>(best))) best = static_cast<int>(n);
     }

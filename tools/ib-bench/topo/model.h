@@ -70,9 +70,10 @@ struct GpuAffinity {
   std::vector<PathInfo> to_each_nic;  ///< in topology.nics order
 };
 
-/// For every GPU (in order), the closest NIC: the best class, then the fewest bridges, then the NIC
-/// with the fewest GPUs already given to it (so two equally close NICs share the GPUs), then the
-/// name. This is the NIC ternd binds the GPU's rank to.
+/// For every GPU (in order), the closest NIC: the best class; within a PCIe switch or host bridge
+/// the fewest bridges; then the NIC with the fewest GPUs already given to it (equally close NICs
+/// share the GPUs); then the fewest bridges, then the name. This is the NIC ternd binds the GPU's
+/// rank to.
 std::vector<GpuAffinity> classify(const Topology& topology);
 
 nlohmann::json to_json(const Topology& topology, const std::vector<GpuAffinity>& affinity);
