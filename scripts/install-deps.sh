@@ -15,6 +15,7 @@ packages=(
   iproute2 iperf3 openmpi-bin libopenmpi-dev python3 python3-torch python3-numpy
   # ib-bench: verbs (compile-tested here), hwloc topology
   libibverbs-dev libhwloc-dev hwloc
+  python3-jsonschema   # ib-bench's test validates its --json output against the shipped schema
   # ternd/libtern: config (TOML), systemd notify/watchdog and unit checks, Python bindings
   libtoml11-dev libsystemd-dev systemd pybind11-dev python3-dev
   # the training demo: the digits data set, plots; an optimized BLAS for torch's CPU matmuls (Debian's
