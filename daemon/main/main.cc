@@ -47,7 +47,6 @@ int serve(const TerndCommand& command) {
   }
   ServiceMonitor monitor(*daemon);
 
-  spdlog::info("serving on {}", daemon->socket_path());
   notify("READY=1\nSTATUS=Serving on " + daemon->socket_path());
   const Status result = daemon->run();
   if (!result.is_ok()) {
@@ -60,8 +59,7 @@ int serve(const TerndCommand& command) {
     spdlog::critical("the serving loop ended without a stop request");
     return kExitFailure;
   }
-  spdlog::info("ternd stopped cleanly");
-  return 0;
+  return 0;  // Daemon::run() logged the stop and its reason
 }
 
 }  // namespace

@@ -267,11 +267,8 @@ def test_service_user(args):
     for tool in ("systemd-sysusers", "setpriv", "useradd"):
         if shutil.which(tool) is None:
             fail(f"{tool} is missing (install-deps installs systemd and util-linux)")
-    prefix = args.prefix
-    ternd = os.path.join(prefix, "sbin", "ternd")
-    ternctl = os.path.join(prefix, "bin", "ternctl")
-    check(os.access(ternd, os.X_OK), f"{ternd} is not installed")
-    uid, gid = ensure_user(os.path.join(prefix, "lib", "sysusers.d", "tern.conf"))
+    check(os.access(os.path.join(args.prefix, "sbin", "ternd"), os.X_OK), f"{args.prefix}/sbin/ternd is not installed")
+    uid, gid = ensure_user(os.path.join(args.prefix, "lib", "sysusers.d", "tern.conf"))
     print(f"ok: user tern ({uid}:{gid}) from the installed sysusers.d/tern.conf")
 
     tmp = tempfile.mkdtemp(prefix="ternd-svc-")
@@ -279,6 +276,16 @@ def test_service_user(args):
     proc = None
     listener = None
     try:
+        # The staged tree may sit below a directory the service user cannot traverse (a build tree
+        # in /root): run a copy, which the relative RPATHs keep working.
+        prefix = os.path.join(tmp, "prefix")
+        shutil.copytree(args.prefix, prefix, symlinks=True)
+        ternd = os.path.join(prefix, "sbin", "ternd")
+        ternctl = os.path.join(prefix, "bin", "ternctl")
+        consumer = None
+        if args.consumer:
+            consumer = os.path.join(tmp, "consumer")
+            shutil.copy(args.consumer, consumer)
         # What RuntimeDirectory=tern + RuntimeDirectoryMode=0750 + User/Group=tern set up.
         runtime = os.path.join(tmp, "run-tern")
         os.mkdir(runtime)
@@ -304,8 +311,8 @@ def test_service_user(args):
             r = run(as_user("tern-ci-trainer", [ternctl, "status", "--socket", socket_path]))
             check(r.returncode == 0, f"ternctl status as a member of group tern failed: {r}")
             print("ok: ternctl status as a member of group tern")
-        if args.consumer:
-            r = run(as_user("tern-ci-trainer", [args.consumer, socket_path]))
+        if consumer:
+            r = run(as_user("tern-ci-trainer", ["env", f"LD_LIBRARY_PATH={prefix}/lib", consumer, socket_path]))
             check(r.returncode == 0, f"the pkg-config consumer could not talk to ternd: {r}")
             print("ok: a program built against the installed libtern talks to the installed ternd")
         probe = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect(sys.argv[1])\n"
