@@ -16,6 +16,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr std::size_t kMaxGroupErrors = 16;
+constexpr std::size_t kInlineBytes = 64 << 10;  // single-node operations up to this size run inline
 
 std::uint64_t secret_word(const transport::UniqueId& id, std::size_t word) {
   std::uint64_t v;
@@ -88,7 +89,17 @@ void GroupState::submit(int rank, OpRequest op) {
     complete(op, reason);
     return;
   }
+  const std::size_t bytes = op.args.count * kernels::dtype_size(static_cast<kernels::DType>(op.args.dtype));
   members_[static_cast<std::size_t>(rank - params_.node_rank * params_.local_size)].queue.push_back(std::move(op));
+  // A small single-node operation runs right here, on the io thread that saw its last submission:
+  // it takes microseconds, less than waking the worker would.
+  std::vector<OpRequest> ops;
+  std::uint64_t k = 0;
+  if (params_.nnodes == 1 && bytes <= kInlineBytes && pop_ready_locked(&ops, &k)) {
+    lock.unlock();
+    run_popped(ops, k);
+    return;
+  }
   cv_.notify_all();
 }
 
@@ -240,29 +251,59 @@ Status GroupState::form() {
   return Status::ok();
 }
 
+bool GroupState::pop_ready_locked(std::vector<OpRequest>* ops, std::uint64_t* k) {
+  if (executing_ || !formed_ || !failed_.is_ok()) return false;
+  for (const Member& m : members_)
+    if (m.queue.empty()) return false;
+  for (Member& m : members_) {
+    ops->push_back(std::move(m.queue.front()));
+    m.queue.pop_front();
+  }
+  *k = next_op_++;
+  executing_ = true;
+  return true;
+}
+
+void GroupState::run_popped(std::vector<OpRequest>& ops, std::uint64_t k) {
+  Status s = execute(ops, k);
+  std::lock_guard lock(mutex_);
+  executing_ = false;
+  if (!s) {
+    ++ops_failed_;
+    for (const OpRequest& op : ops) complete(op, s);
+    set_failed_locked(s);
+  } else {
+    ++ops_done_;
+  }
+  cv_.notify_all();
+}
+
 void GroupState::run_operations() {
-  for (std::uint64_t k = 1;; ++k) {
+  for (;;) {
     std::vector<OpRequest> ops;
+    std::uint64_t k = 0;
     {
       std::unique_lock lock(mutex_);
       for (;;) {
-        if (!failed_.is_ok()) return;
-        bool all = true;
+        if (!failed_.is_ok()) {
+          cv_.wait(lock, [&] { return !executing_; });  // an inline operation may still use the communicator
+          return;
+        }
+        if (pop_ready_locked(&ops, &k)) break;
         auto earliest = Clock::time_point::max();
         std::string missing;
-        for (std::size_t i = 0; i < members_.size(); ++i) {
-          if (members_[i].queue.empty()) {
-            all = false;
-            missing += (missing.empty() ? "" : ", ") +
-                       std::to_string(params_.node_rank * params_.local_size + static_cast<int>(i));
-          } else {
-            earliest = std::min(earliest, members_[i].queue.front().deadline);
+        if (!executing_) {
+          for (std::size_t i = 0; i < members_.size(); ++i) {
+            if (members_[i].queue.empty())
+              missing += (missing.empty() ? "" : ", ") +
+                         std::to_string(params_.node_rank * params_.local_size + static_cast<int>(i));
+            else
+              earliest = std::min(earliest, members_[i].queue.front().deadline);
           }
         }
-        if (all) break;
         if (Clock::now() >= earliest) {
-          set_failed_locked(Status(StatusCode::kTimeout, "allreduce " + std::to_string(k) + " of group " + name() +
-                                                            ": timed out waiting for local rank " + missing +
+          set_failed_locked(Status(StatusCode::kTimeout, "allreduce " + std::to_string(next_op_) + " of group " +
+                                                            name() + ": timed out waiting for local rank " + missing +
                                                             " to submit it"));
           return;
         }
@@ -271,20 +312,8 @@ void GroupState::run_operations() {
         else
           cv_.wait_until(lock, earliest);
       }
-      for (Member& m : members_) {
-        ops.push_back(std::move(m.queue.front()));
-        m.queue.pop_front();
-      }
     }
-    Status s = execute(ops, k);
-    std::lock_guard lock(mutex_);
-    if (!s) {
-      ++ops_failed_;
-      for (const OpRequest& op : ops) complete(op, s);
-      set_failed_locked(s);
-      return;
-    }
-    ++ops_done_;
+    run_popped(ops, k);
   }
 }
 

@@ -82,6 +82,10 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   Status form();
   void reply_join(const Status& status);
   void run_operations();
+  /// Takes the next operation if every local trainer submitted it and none is running.
+  bool pop_ready_locked(std::vector<OpRequest>* ops, std::uint64_t* k);
+  /// Executes popped operation k (any thread; the caller holds no lock) and completes it.
+  void run_popped(std::vector<OpRequest>& ops, std::uint64_t k);
   /// Runs operation `k` whose requests (local-rank order) were popped from the queues.
   Status execute(std::vector<OpRequest>& ops, std::uint64_t k);
   Status check_agreement(const std::vector<OpRequest>& ops, std::uint64_t k) const;
@@ -98,12 +102,14 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   int joined_ = 0;
   Status failed_;
   bool formed_ = false;
+  bool executing_ = false;    // an operation is running (worker or inline on the io thread)
+  std::uint64_t next_op_ = 1;  // the number of the next operation (communicator's numbering)
   collective::Communicator* communicator_ = nullptr;  // set by the worker while it exists
   std::uint64_t ops_done_ = 0, ops_failed_ = 0;
   std::map<std::string, CodecStats> codec_stats_;  // "terngrad/terngrad"
   std::deque<std::string> errors_;
   std::atomic<bool> worker_done_{false};
-  std::vector<float> acc_;  // worker only
+  std::vector<float> acc_;  // used by whoever executes (executing_)
   std::thread worker_;
 };
 

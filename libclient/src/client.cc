@@ -423,6 +423,7 @@ bool Client::wait(const std::shared_ptr<RequestState>& request, Clock::time_poin
   while (Clock::now() < spin_end) {
     drain(false);
     if (request->done.load(std::memory_order_acquire)) return true;
+    std::this_thread::yield();  // let the daemon run on a busy machine
   }
   std::unique_lock lock(mutex_);
   return cv_.wait_until(lock, deadline, [&] { return request->done.load(std::memory_order_acquire); });
