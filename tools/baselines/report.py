@@ -5,8 +5,12 @@
       builds RESULTS.json (schema below) from META.json (config, host facts, iperf) and each
       contender's result file (the common format below; a missing or unreadable FILE marks the
       contender "failed"), then prints the table
-  report.py --print RESULTS.json
-      prints the table of an existing results file
+  report.py --print RESULTS.json [--markdown FILE]
+      prints the table of an existing results file (and writes it as Markdown to FILE)
+
+With more than four contenders the table has one row per size and contender instead of one
+column per contender: time, busbw, bytes one rank sent (fp32 peers: 2(N-1)/N x size, what a ring
+sends) and the speedup over the faster of the fp32 peers (OpenMPI, gloo) at that size.
 
 Common per-contender format (what mpi_allreduce -o, gloo_allreduce.py -o and any later
 contender, e.g. tern's own benchmark, write):
@@ -36,6 +40,55 @@ def fmt_ms(ms):
     return f"{ms:.2f}"
 
 
+PEERS = ("openmpi-ring", "openmpi-default", "gloo")
+
+
+def wire_bytes(contender, result, nodes):
+    if "wire_bytes" in result:
+        return result["wire_bytes"]
+    n = contender.get("nodes") or nodes or 1
+    return int(result["bytes"] * 2 * (n - 1) / n)
+
+
+def rows(doc):
+    """(size, label, ms, busbw, wire bytes, speedup vs the fastest fp32 peer or None, wrong)."""
+    cons = doc.get("contenders", [])
+    nodes = doc.get("config", {}).get("nodes")
+    sizes = sorted({r["bytes"] for c in cons for r in c.get("results", [])})
+    out = []
+    for s in sizes:
+        peer_ms = [r["median_ms"] for c in cons if c["name"] in PEERS
+                   for r in c.get("results", []) if r["bytes"] == s]
+        best_peer = min(peer_ms) if peer_ms else None
+        for c in cons:
+            r = next((r for r in c.get("results", []) if r["bytes"] == s), None)
+            if r is None:
+                out.append((s, c["label"], None, None, None, None, c.get("status") != "ok"))
+                continue
+            speedup = best_peer / r["median_ms"] if best_peer and r["median_ms"] > 0 else None
+            out.append((s, c["label"], r["median_ms"], r["busbw_GBps"], wire_bytes(c, r, nodes), speedup,
+                        r.get("wrong", 0) > 0))
+    return out
+
+
+def print_rows(doc, out=sys.stdout, markdown=False):
+    if markdown:
+        print("| size | contender | time (ms) | busbw (GB/s) | sent per rank (MB) | speedup vs fastest fp32 peer |", file=out)
+        print("|---|---|---|---|---|---|", file=out)
+    else:
+        print(f"{'size':>9}  {'contender':<16} {'ms':>9} {'busbw GB/s':>11} {'sent/rank MB':>13} {'speedup':>8}", file=out)
+    for s, label, ms, busbw, wire, speedup, bad in rows(doc):
+        if ms is None:
+            cells = (fmt_size(s), label, "failed" if bad else "-", "", "", "")
+        else:
+            cells = (fmt_size(s), label + (" (WRONG)" if bad else ""), fmt_ms(ms), f"{busbw:.4f}",
+                     f"{wire / 1e6:.1f}", f"{speedup:.2f}x" if speedup else "-")
+        if markdown:
+            print("| " + " | ".join(cells) + " |", file=out)
+        else:
+            print(f"{cells[0]:>9}  {cells[1]:<16} {cells[2]:>9} {cells[3]:>11} {cells[4]:>13} {cells[5]:>8}", file=out)
+
+
 def print_table(doc, out=sys.stdout):
     cfg = doc.get("config", {})
     host = doc.get("host", {})
@@ -44,12 +97,16 @@ def print_table(doc, out=sys.stdout):
           f"median ms and busbw GB/s (= algbw*2(n-1)/n)", file=out)
     print(f"loadavg before: {host.get('loadavg_before', '?')}   after: {host.get('loadavg_after', '?')}", file=out)
     sizes = sorted({r["bytes"] for c in cons for r in c.get("results", [])})
+    if len(cons) > 4:
+        print_rows(doc, out)
+        sizes = []
     w = 22
     head = f"{'size':>9} |" + "|".join(f"{c['label'][:w]:^{w}}" for c in cons)
     sub = f"{'':>9} |" + "|".join(f"{'ms':>10} {'GB/s':>8}   " for _ in cons)
-    print(head, file=out)
-    print(sub, file=out)
-    print("-" * len(head), file=out)
+    if sizes:
+        print(head, file=out)
+        print(sub, file=out)
+        print("-" * len(head), file=out)
     for s in sizes:
         cells = []
         for c in cons:
@@ -101,7 +158,11 @@ def combine(out_path, meta_path, specs):
 def main(argv):
     if len(argv) >= 2 and argv[0] == "--print":
         with open(argv[1]) as f:
-            return print_table(json.load(f))
+            doc = json.load(f)
+        if len(argv) >= 4 and argv[2] == "--markdown":
+            with open(argv[3], "w") as md:
+                print_rows(doc, md, markdown=True)
+        return print_table(doc)
     if len(argv) >= 4 and argv[0] == "--out" and argv[2] == "--meta":
         return print_table(combine(argv[1], argv[3], argv[4:]))
     print(__doc__, file=sys.stderr)
