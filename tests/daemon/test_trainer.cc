@@ -31,9 +31,16 @@ struct Args {
   bool verify = false;      // compare every result with hierarchical_reference (all ranks' inputs are known)
 };
 
-int finish_error(const Args& a, tern_status_t s, const char* what) {
-  std::ofstream f(a.out, std::ios::binary | std::ios::trunc);
-  f << "error " << tern_status_name(s) << ": " << what << ": " << tern_last_error() << "\n";
+tern_client_t* g_client = nullptr;  // released on every exit path (the asan build checks leaks)
+tern_group_t* g_group = nullptr;
+
+int finish_error(const Args& a, tern_status_t s, const std::string& what) {
+  {
+    std::ofstream f(a.out, std::ios::binary | std::ios::trunc);
+    f << "error " << tern_status_name(s) << ": " << what << ": " << tern_last_error() << "\n";
+  }
+  tern_group_destroy(g_group);
+  tern_disconnect(g_client);
   return 1;
 }
 
@@ -87,7 +94,7 @@ int main(int argc, char** argv) {
     std::perror("setuid");
     return 2;
   }
-  tern_client_t* client = nullptr;
+  tern_client_t*& client = g_client;
   tern_status_t s = tern_connect(a.socket.c_str(), &client);
   if (s != TERN_OK) return finish_error(a, s, "connect");
   tern_unique_id_t id{};
@@ -104,7 +111,7 @@ int main(int argc, char** argv) {
   config.nranks = a.nranks;
   config.local_size = a.local_size;
   config.timeout_ms = a.timeout_ms;
-  tern_group_t* group = nullptr;
+  tern_group_t*& group = g_group;
   s = tern_group_join(client, &id, &config, &group);
   if (s != TERN_OK) return finish_error(a, s, "join");
   const auto dtype = static_cast<tern::kernels::DType>(a.dtype);
@@ -135,11 +142,15 @@ int main(int argc, char** argv) {
     args.tensor_key = static_cast<std::uint64_t>(iter);  // fresh residuals each time (matches the reference)
     args.timeout_ms = a.timeout_ms;
     s = tern_allreduce_sync(group, &args);
-    if (s != TERN_OK) return finish_error(a, s, ("allreduce " + std::to_string(iter)).c_str());
+    if (s != TERN_OK) return finish_error(a, s, "allreduce " + std::to_string(iter));
     results.append(static_cast<const char*>(buffer), bytes);
     if (a.verify && !matches_reference(a, iter, buffer)) {
-      std::ofstream f(a.out, std::ios::binary | std::ios::trunc);
-      f << "error mismatch: allreduce " << iter << " differs from hierarchical_reference\n";
+      {
+        std::ofstream f(a.out, std::ios::binary | std::ios::trunc);
+        f << "error mismatch: allreduce " << iter << " differs from hierarchical_reference\n";
+      }
+      tern_group_destroy(group);
+      tern_disconnect(client);
       return 1;
     }
   }
