@@ -209,7 +209,11 @@ class TernHookState:
         grad = bucket.buffer()
         index = bucket.index()
         self.clock.bucket_started()
+        # DDP reads the returned future's value in C++, where an error set with Python's
+        # Future.set_exception would arrive as a value that "can't be cast to Tensor"; a future
+        # derived with then() carries the exception as a real error, so backward() raises it.
         fut = torch.futures.Future()
+        returned = fut.then(_unwrap)
         what = f"tern allreduce of DDP bucket {index} ({grad.numel()} x {grad.dtype}, {self.codec})"
         try:
             staging, gen = self._staging_for(index, grad)
@@ -221,12 +225,12 @@ class TernHookState:
                                            key=self.key_of(index, gen), op="mean", timeout_ms=self.timeout_ms)
         except Exception as e:
             fut.set_exception(with_context(e, what) if isinstance(e, tern.TernError) else e)
-            return fut
+            return returned
         self.buckets_submitted += 1
         self.bytes_submitted += grad.numel() * grad.element_size()
         deadline = time.monotonic() + self.timeout_ms / 1000.0 + COMPLETION_GRACE_S
         self._completer.add(request, fut, lambda: self._finish(staging), deadline, what)
-        return fut
+        return returned
 
     def _finish(self, staging):
         if self.corrupt == "zero":
@@ -246,6 +250,10 @@ class TernHookState:
         for t, _ in self._staging.values():
             self.group.release(t)
         self._staging.clear()
+
+
+def _unwrap(fut):
+    return fut.wait()
 
 
 def tern_hook(state, bucket):
