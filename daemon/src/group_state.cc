@@ -339,6 +339,13 @@ Status GroupState::execute(std::vector<OpRequest>& ops, std::uint64_t k) {
   const std::size_t count = a.count;
   auto deadline = ops[0].deadline;
   for (const OpRequest& op : ops) deadline = std::min(deadline, op.deadline);
+  const std::size_t bytes = count * kernels::dtype_size(dtype);
+  for (OpRequest& op : ops) {
+    if (!op.cuda) continue;
+    op.staging.resize(bytes);
+    TERN_CHECK(op.cuda->copy_to_host(op.cuda_offset, op.staging.data(), bytes));
+    op.data = op.staging.data();
+  }
   acc_.resize(count);
   std::vector<const void*> inputs;
   for (const OpRequest& op : ops) inputs.push_back(op.data);
@@ -361,6 +368,8 @@ Status GroupState::execute(std::vector<OpRequest>& ops, std::uint64_t k) {
   const auto op = static_cast<collective::ReduceOp>(a.op);
   scale_for_mean(acc_.data(), count, op, params_.nranks);
   for (const OpRequest& r : ops) narrow_from_f32(acc_.data(), count, dtype, r.data);
+  for (const OpRequest& r : ops)
+    if (r.cuda) TERN_CHECK(r.cuda->copy_from_host(r.cuda_offset, r.data, bytes));
   {
     std::lock_guard lock(mutex_);
     CodecStats& cs = codec_stats_[std::string(kernels::codec_name(options.scatter_codec)) + "/" +

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "daemon_impl.h"
+#include "cuda_memory.h"
 #include "shared_memory.h"
 #include "tern/daemon/ring.h"
 #include "tern/transport/bootstrap.h"
@@ -33,7 +34,10 @@ struct OpRequest {
   std::uint64_t user_data = 0;
   ring::Submission args{};
   std::shared_ptr<SharedMapping> memory;  // keeps the arena mapped while the op runs
-  std::uint8_t* data = nullptr;           // inside memory, range checked
+  std::uint8_t* data = nullptr;           // inside memory (range checked), or staging for GPU buffers
+  std::shared_ptr<CudaMapping> cuda;      // a GPU buffer: staged through `staging` around the op
+  std::size_t cuda_offset = 0;
+  std::vector<std::uint8_t> staging;
   std::chrono::steady_clock::time_point deadline;
 };
 

@@ -174,10 +174,24 @@ Status Session::handle(const protocol::Request& request, std::vector<UniqueFd> f
       }
       return Status::ok();
     }
-    case MessageType::kRegisterCuda:
-    case MessageType::kDeregisterCuda:
-      reply(type, unavailable("this ternd was built without CUDA support: GPU buffers cannot be registered"));
+    case MessageType::kRegisterCuda: {
+      const auto& r = std::get<protocol::RegisterCuda>(request);
+      auto mapping = CudaMapping::open(r.ipc_handle, r.bytes, r.device);
+      protocol::Reply body;
+      if (mapping) {
+        body.u32 = next_cuda_id_++;
+        cuda_.emplace(body.u32, std::move(*mapping));
+      }
+      reply(type, mapping.status(), body);
       return Status::ok();
+    }
+    case MessageType::kDeregisterCuda: {
+      const auto id = std::get<protocol::DeregisterCuda>(request).registration_id;
+      reply(type, cuda_.erase(id) ? Status::ok()
+                                  : invalid_argument("deregister: GPU registration " + std::to_string(id) +
+                                                     " is not one of this client's"));
+      return Status::ok();
+    }
     case MessageType::kStatus: {
       protocol::Reply body;
       body.text = daemon_.status_json();
@@ -313,24 +327,40 @@ Status Session::dispatch(const ring::Submission& s) {
   if (s.scatter_codec > static_cast<std::uint8_t>(kernels::Codec::kSignEf) ||
       s.gather_codec > static_cast<std::uint8_t>(kernels::Codec::kSignEf))
     return invalid_argument("allreduce: unknown codec " + std::to_string(std::max(s.scatter_codec, s.gather_codec)));
-  if (s.memory_kind != static_cast<std::uint8_t>(ring::MemoryKind::kHostArena))
-    return unavailable("allreduce: GPU buffers need a ternd built with CUDA support");
-  auto a = arenas_.find(s.memory_id);
-  if (a == arenas_.end())
-    return invalid_argument("allreduce: arena " + std::to_string(s.memory_id) + " is not one of this client's");
+  if (s.memory_kind > static_cast<std::uint8_t>(ring::MemoryKind::kCuda))
+    return invalid_argument("allreduce: unknown memory kind " + std::to_string(s.memory_kind));
+  const bool gpu = s.memory_kind == static_cast<std::uint8_t>(ring::MemoryKind::kCuda);
+  std::shared_ptr<SharedMapping> arena;
+  std::shared_ptr<CudaMapping> cuda;
+  if (gpu) {
+    auto c = cuda_.find(s.memory_id);
+    if (c == cuda_.end())
+      return invalid_argument("allreduce: GPU registration " + std::to_string(s.memory_id) + " is not one of this client's");
+    cuda = c->second;
+  } else {
+    auto a = arenas_.find(s.memory_id);
+    if (a == arenas_.end())
+      return invalid_argument("allreduce: arena " + std::to_string(s.memory_id) + " is not one of this client's");
+    arena = a->second;
+  }
   const std::size_t elem = kernels::dtype_size(static_cast<kernels::DType>(s.dtype));
-  const std::size_t size = a->second->size();
+  const std::size_t size = gpu ? cuda->size() : arena->size();
   if (s.count == 0 || s.count > size / elem || s.offset > size - s.count * elem)
     return out_of_range("allreduce: " + std::to_string(s.count) + " elements of " + std::to_string(elem) +
-                        " bytes at offset " + std::to_string(s.offset) + " do not fit in arena " +
+                        " bytes at offset " + std::to_string(s.offset) + " do not fit in " + (gpu ? "GPU buffer " : "arena ") +
                         std::to_string(s.memory_id) + " of " + std::to_string(size) + " bytes");
   if (s.offset % elem != 0) return invalid_argument("allreduce: buffer offset is not aligned to its element size");
   OpRequest op;
   op.session = weak_from_this();
   op.user_data = s.user_data;
   op.args = s;
-  op.memory = a->second;
-  op.data = a->second->data() + s.offset;
+  if (gpu) {
+    op.cuda = std::move(cuda);
+    op.cuda_offset = s.offset;
+  } else {
+    op.memory = arena;
+    op.data = arena->data() + s.offset;
+  }
   const auto timeout = s.timeout_ms ? std::chrono::milliseconds(s.timeout_ms) : daemon_.config.op_timeout;
   op.deadline = std::chrono::steady_clock::now() + timeout;
   g->second.group->submit(g->second.rank, std::move(op));

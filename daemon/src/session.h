@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "daemon_impl.h"
+#include "cuda_memory.h"
 #include "shared_memory.h"
 #include "tern/daemon/protocol.h"
 #include "tern/daemon/ring.h"
@@ -96,6 +97,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::uint32_t next_arena_id_ = 1;
   std::atomic<std::uint64_t> arena_bytes_{0};
   std::atomic<std::uint32_t> arena_count_{0};
+  std::map<std::uint32_t, std::shared_ptr<CudaMapping>> cuda_;  // GPU registrations
+  std::uint32_t next_cuda_id_ = 1;
   std::map<std::uint32_t, Membership> groups_;
   std::uint32_t next_group_handle_ = 1;
   std::atomic<std::uint32_t> group_count_{0};

@@ -1,5 +1,7 @@
 #include "client.h"
 
+#include "cuda_registration.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -246,6 +248,25 @@ Status Client::register_memory(void* ptr, std::size_t bytes) {
                                 ") overlaps an earlier registration");
     }
   }
+  TERN_ASSIGN_OR_RETURN(auto device, cuda_allocation_of(ptr));
+  if (device) {
+    if (p < device->base || p + bytes > device->base + device->bytes)
+      return invalid_argument("tern_register: the range exceeds its CUDA allocation");
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& [up, region] : cuda_regions_)
+        if (p < up + region.bytes && up < p + bytes)
+          return invalid_argument("tern_register: the range overlaps an earlier GPU registration");
+    }
+    protocol::RegisterCuda r;
+    r.ipc_handle = device->handle;
+    r.bytes = device->bytes;
+    r.device = device->device;
+    TERN_ASSIGN_OR_RETURN(auto reply, call(r, nullptr, 0, kControlTimeout));
+    std::lock_guard lock(mutex_);
+    cuda_regions_[p] = CudaRegion{bytes, device->base, reply.u32};
+    return Status::ok();
+  }
   // Host memory: staged through an arena of its own (the daemon cannot read our address space).
   TERN_ASSIGN_OR_RETURN(Arena a, make_arena(bytes));
   a.user = ptr;
@@ -257,15 +278,20 @@ Status Client::register_memory(void* ptr, std::size_t bytes) {
 }
 
 Status Client::deregister(void* ptr) {
+  const auto p = reinterpret_cast<std::uintptr_t>(ptr);
   Arena a;
   {
-    std::lock_guard lock(mutex_);
-    auto r = registered_.find(reinterpret_cast<std::uintptr_t>(ptr));
+    std::unique_lock lock(mutex_);
+    if (auto c = cuda_regions_.find(p); c != cuda_regions_.end()) {
+      const std::uint32_t id = c->second.id;
+      cuda_regions_.erase(c);
+      lock.unlock();
+      return call(protocol::DeregisterCuda{id}, nullptr, 0, kControlTimeout).status();
+    }
+    auto r = registered_.find(p);
     if (r == registered_.end()) {
-      for (const auto& [base, arena] : arenas_) {
-        const auto p = reinterpret_cast<std::uintptr_t>(ptr);
+      for (const auto& [base, arena] : arenas_)
         if (arena.user == nullptr && p >= base && p < base + arena.bytes) return Status::ok();  // tern_alloc memory
-      }
       return invalid_argument("tern_deregister: the pointer was not registered");
     }
     auto it = arenas_.find(r->second);
@@ -299,35 +325,46 @@ Result<std::shared_ptr<RequestState>> Client::submit(std::uint32_t group_handle,
     if (dead_) return dead_reason_;
     const Arena* arena = nullptr;
     std::uint64_t offset = 0;
-    if (auto r = registered_.upper_bound(p); r != registered_.begin()) {
-      --r;
-      const Arena& a = arenas_.at(r->second);
-      if (p >= r->first && p + bytes <= r->first + a.user_bytes) {
-        arena = &a;
-        offset = p - r->first;
-        std::memcpy(static_cast<std::uint8_t*>(a.base) + offset, args.buffer, bytes);  // stage in
-        request->copy_back_to = args.buffer;
-        request->copy_back_from = static_cast<std::uint8_t*>(a.base) + offset;
-        request->copy_back_bytes = bytes;
+    s.memory_kind = static_cast<std::uint8_t>(ring::MemoryKind::kHostArena);
+    if (auto c = cuda_regions_.upper_bound(p); c != cuda_regions_.begin()) {
+      --c;
+      if (p >= c->first && p + bytes <= c->first + c->second.bytes) {
+        s.memory_kind = static_cast<std::uint8_t>(ring::MemoryKind::kCuda);
+        s.memory_id = c->second.id;
+        offset = p - c->second.alloc_base;
       }
     }
-    if (!arena) {
-      if (auto it = arenas_.upper_bound(p); it != arenas_.begin()) {
-        --it;
-        if (it->second.user == nullptr && p + bytes <= it->first + it->second.bytes) {
-          arena = &it->second;
-          offset = p - it->first;
+    if (s.memory_kind != static_cast<std::uint8_t>(ring::MemoryKind::kCuda)) {
+      if (auto r = registered_.upper_bound(p); r != registered_.begin()) {
+        --r;
+        const Arena& a = arenas_.at(r->second);
+        if (p >= r->first && p + bytes <= r->first + a.user_bytes) {
+          arena = &a;
+          offset = p - r->first;
+          std::memcpy(static_cast<std::uint8_t*>(a.base) + offset, args.buffer, bytes);  // stage in
+          request->copy_back_to = args.buffer;
+          request->copy_back_from = static_cast<std::uint8_t*>(a.base) + offset;
+          request->copy_back_bytes = bytes;
         }
       }
+      if (!arena) {
+        if (auto it = arenas_.upper_bound(p); it != arenas_.begin()) {
+          --it;
+          if (it->second.user == nullptr && p + bytes <= it->first + it->second.bytes) {
+            arena = &it->second;
+            offset = p - it->first;
+          }
+        }
+      }
+      if (!arena)
+        return invalid_argument("allreduce: the buffer (" + std::to_string(bytes) +
+                                " bytes) is not inside memory from tern_alloc or tern_register");
+      s.memory_id = arena->id;
     }
-    if (!arena)
-      return invalid_argument("allreduce: the buffer (" + std::to_string(bytes) +
-                              " bytes) is not inside memory from tern_alloc or tern_register");
     if (pending_.size() >= kRingCapacity)
       return out_of_range("allreduce: " + std::to_string(kRingCapacity) + " requests in flight on this client already");
     s.user_data = next_user_data_++;
     s.group_handle = group_handle;
-    s.memory_id = arena->id;
     s.offset = offset;
     pending_.emplace(s.user_data, request);
   }
@@ -336,7 +373,6 @@ Result<std::shared_ptr<RequestState>> Client::submit(std::uint32_t group_handle,
   s.op = static_cast<std::uint8_t>(args.op);
   s.scatter_codec = static_cast<std::uint8_t>(args.scatter_codec);
   s.gather_codec = static_cast<std::uint8_t>(args.gather_codec);
-  s.memory_kind = static_cast<std::uint8_t>(ring::MemoryKind::kHostArena);
   s.timeout_ms = args.timeout_ms;
   s.tensor_key = args.tensor_key;
   const auto timeout = std::chrono::milliseconds(args.timeout_ms ? args.timeout_ms : 30'000);

@@ -88,6 +88,12 @@ class Client {
   std::condition_variable cv_;
   std::map<std::uintptr_t, Arena> arenas_;  // by base address (tern_alloc and staging arenas)
   std::map<std::uintptr_t, std::uintptr_t> registered_;  // user ptr -> staging arena base
+  struct CudaRegion {
+    std::size_t bytes = 0;          // registered range from the user pointer
+    std::uintptr_t alloc_base = 0;  // offsets sent to the daemon are relative to this
+    std::uint32_t id = 0;           // the daemon's registration id
+  };
+  std::map<std::uintptr_t, CudaRegion> cuda_regions_;  // by user pointer
   std::unordered_map<std::uint64_t, std::shared_ptr<RequestState>> pending_;
   std::uint64_t next_user_data_ = 1;
 };

@@ -1,0 +1,78 @@
+#include "cuda_memory.h"
+
+#include <cstring>
+#include <string>
+
+#if TERN_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+namespace tern::daemon {
+
+#if TERN_HAVE_CUDA
+
+namespace {
+
+Status cuda_error(const char* what, cudaError_t e) {
+  (void)cudaGetLastError();  // clear the sticky-less error so later calls are not confused
+  const auto code = e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver ? StatusCode::kUnavailable
+                                                                                 : StatusCode::kInternal;
+  return Status(code, std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
+}
+
+}  // namespace
+
+bool cuda_built() noexcept { return true; }
+
+Result<std::shared_ptr<CudaMapping>> CudaMapping::open(std::span<const std::uint8_t> handle, std::size_t bytes,
+                                                       int device) {
+  if (handle.size() != sizeof(cudaIpcMemHandle_t)) return invalid_argument("CUDA IPC handle has the wrong size");
+  int devices = 0;
+  if (cudaError_t e = cudaGetDeviceCount(&devices); e != cudaSuccess) return cuda_error("cudaGetDeviceCount", e);
+  if (device < 0 || device >= devices)
+    return invalid_argument("CUDA device " + std::to_string(device) + " does not exist here (" +
+                            std::to_string(devices) + " devices)");
+  if (cudaError_t e = cudaSetDevice(device); e != cudaSuccess) return cuda_error("cudaSetDevice", e);
+  cudaIpcMemHandle_t h;
+  std::memcpy(&h, handle.data(), sizeof h);
+  void* base = nullptr;
+  if (cudaError_t e = cudaIpcOpenMemHandle(&base, h, cudaIpcMemLazyEnablePeerAccess); e != cudaSuccess)
+    return cuda_error("cudaIpcOpenMemHandle of the trainer's buffer", e);
+  return std::shared_ptr<CudaMapping>(new CudaMapping(base, bytes, device));
+}
+
+CudaMapping::~CudaMapping() {
+  if (cudaSetDevice(device_) == cudaSuccess) (void)cudaIpcCloseMemHandle(base_);
+}
+
+Status CudaMapping::copy_to_host(std::size_t offset, void* dst, std::size_t n) const {
+  if (cudaError_t e = cudaSetDevice(device_); e != cudaSuccess) return cuda_error("cudaSetDevice", e);
+  if (cudaError_t e = cudaMemcpy(dst, static_cast<const char*>(base_) + offset, n, cudaMemcpyDeviceToHost);
+      e != cudaSuccess)
+    return cuda_error("copying a trainer's GPU buffer to the host", e);
+  return Status::ok();
+}
+
+Status CudaMapping::copy_from_host(std::size_t offset, const void* src, std::size_t n) const {
+  if (cudaError_t e = cudaSetDevice(device_); e != cudaSuccess) return cuda_error("cudaSetDevice", e);
+  if (cudaError_t e = cudaMemcpy(static_cast<char*>(base_) + offset, src, n, cudaMemcpyHostToDevice); e != cudaSuccess)
+    return cuda_error("copying the result into a trainer's GPU buffer", e);
+  return Status::ok();
+}
+
+#else  // !TERN_HAVE_CUDA
+
+bool cuda_built() noexcept { return false; }
+
+Result<std::shared_ptr<CudaMapping>> CudaMapping::open(std::span<const std::uint8_t>, std::size_t, int) {
+  return unavailable("this ternd was built without CUDA support: GPU buffers cannot be registered");
+}
+CudaMapping::~CudaMapping() = default;
+Status CudaMapping::copy_to_host(std::size_t, void*, std::size_t) const { return unavailable("no CUDA support"); }
+Status CudaMapping::copy_from_host(std::size_t, const void*, std::size_t) const {
+  return unavailable("no CUDA support");
+}
+
+#endif
+
+}  // namespace tern::daemon

@@ -1,0 +1,41 @@
+// GPU buffers of trainers: CUDA IPC handles opened once per registration (TERN_HAVE_CUDA builds).
+// The daemon stages a GPU buffer through host memory around each allreduce (copy in before the
+// local sum, copy the result back after narrowing); the arithmetic is the host path's, so GPU and
+// host trainers of one group get the same bits. Without CUDA every call is kUnavailable.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "tern/common/status.h"
+
+namespace tern::daemon {
+
+/// Whether this ternd was built with CUDA support.
+bool cuda_built() noexcept;
+
+/// A trainer's device allocation, mapped into the daemon (cudaIpcOpenMemHandle); closed on
+/// destruction. Thread-safe copies (each sets the device first).
+class CudaMapping {
+ public:
+  /// `handle` is a cudaIpcMemHandle_t (64 bytes) of an allocation of `bytes` on `device`.
+  static Result<std::shared_ptr<CudaMapping>> open(std::span<const std::uint8_t> handle, std::size_t bytes,
+                                                   int device);
+  ~CudaMapping();
+  CudaMapping(const CudaMapping&) = delete;
+  CudaMapping& operator=(const CudaMapping&) = delete;
+
+  std::size_t size() const noexcept { return bytes_; }
+  Status copy_to_host(std::size_t offset, void* dst, std::size_t n) const;
+  Status copy_from_host(std::size_t offset, const void* src, std::size_t n) const;
+
+ private:
+  CudaMapping(void* base, std::size_t bytes, int device) : base_(base), bytes_(bytes), device_(device) {}
+  void* base_;
+  std::size_t bytes_;
+  int device_;
+};
+
+}  // namespace tern::daemon
