@@ -30,7 +30,7 @@ files)
         share/doc/tern/ternd.toml.example share/doc/tern/operations.md share/doc/tern/configuration.md)
   [ "${TERN_HAVE_TERND:-0}" = 1 ] && want+=(sbin/ternd)
   [ "${TERN_HAVE_TERNCTL:-0}" = 1 ] && want+=(bin/ternctl)
-  [ "${TERN_HAVE_LIBTERN:-0}" = 1 ] && want+=(include/tern/tern.h lib/pkgconfig/tern.pc
+  [ "${TERN_HAVE_LIBTERN:-0}" = 1 ] && want+=(include/tern/tern.h include/tern/tern.hpp lib/pkgconfig/tern.pc
                                                lib/cmake/tern/ternConfig.cmake lib/cmake/tern/ternConfigVersion.cmake)
   for f in "${want[@]}"; do [ -e "$root/$f" ] || fail "not installed: $PREFIX/$f"; done
   ok "${#want[@]} expected files installed"
@@ -50,7 +50,7 @@ files)
   fi
   if [ -n "${TERN_PYTHON_DIR:-}" ]; then
     # The installed package imports from the staged tree alone and loads the staged libtern.
-    v=$(env -i PYTHONPATH="$root/$TERN_PYTHON_DIR" /usr/bin/python3 -c \
+    v=$(env -i PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$root/$TERN_PYTHON_DIR" /usr/bin/python3 -c \
         'import tern, tern._tern, tern.ddp; print(tern._tern.__file__, tern._tern.version())') \
       || fail "the installed Python package does not import"
     [[ "$v" == "$root/$TERN_PYTHON_DIR/tern/"*" $TERN_VERSION" ]] || fail "imported the wrong module: $v"

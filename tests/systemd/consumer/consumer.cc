@@ -1,14 +1,20 @@
-// The C++ flavour, built with find_package(tern): the header-only wrapper over the installed
-// C library. Exit 0 when libtern links and reports the version it was built as.
+// The C++ flavour, built with find_package(tern): the header-only wrapper over the installed C
+// library. Exit 0 when libtern reports the version the package promised and the wrapper turns a
+// failed connection into tern::Error carrying TERN_UNAVAILABLE.
 #include <cstdio>
 #include <cstring>
-#include <tern/tern.h>
-#if __has_include(<tern/tern.hpp>)
 #include <tern/tern.hpp>
-#endif
 
 int main() {
   const char* version = tern_version();
   std::printf("libtern %s via find_package(tern)\n", version);
-  return std::strncmp(version, TERN_EXPECTED_VERSION, std::strlen(TERN_EXPECTED_VERSION)) == 0 ? 0 : 1;
+  if (std::strcmp(version, TERN_EXPECTED_VERSION) != 0) return 1;
+  try {
+    tern::Client client("/nonexistent/ternd.sock");
+  } catch (const tern::Error& e) {
+    std::printf("tern::Error as expected: %s\n", e.what());
+    return e.status() == TERN_UNAVAILABLE ? 0 : 1;
+  }
+  std::printf("connecting to a missing socket did not throw\n");
+  return 1;
 }
