@@ -6,7 +6,7 @@
 // The table (config_table.h) drives everything that names a setting: the TOML parser (unknown
 // keys are errors, so a typo cannot silently fall back to a default), the environment overrides,
 // the CLI11 flags, --dump-config, the example file systemd/ternd.toml.example and the table in
-// docs/configuration.md (the last two are checked against it by tests/daemon_config).
+// docs/configuration.md (the last two are checked against it by tests/systemd/ternd_config_test.cc).
 //
 // Errors name the key, where the bad value came from ("/etc/tern/ternd.toml:7", "environment
 // TERN_MAX_CLIENTS", "flag --max-clients") and what is allowed, on one line.
