@@ -15,8 +15,10 @@ files; put <build>/python on PYTHONPATH. Importing works without it (tern.ddp's 
 with another backend, e.g. in tests), but connect() then raises ImportError saying so.
 """
 
+import importlib
+
 try:
-    from . import _tern
+    _tern = importlib.import_module("._tern", __name__)
 except ImportError as _err:  # the pure-Python parts stay usable; connect() explains
     _tern = None
     _import_error = str(_err)
@@ -39,14 +41,14 @@ else:  # the same names, raised only by Python code while the compiled module is
     class TernError(RuntimeError):
         """Base of tern's errors."""
 
-    class InvalidArgumentError(TernError, ValueError): pass
-    class CorruptDataError(TernError): pass
-    class NonFiniteError(TernError): pass
-    class OutOfRangeError(TernError): pass
-    class UnavailableError(TernError): pass
-    class DeadlineError(TernError, TimeoutError): pass
-    class PeerFailureError(TernError): pass
-    class InternalError(TernError): pass
+    InvalidArgumentError = type("InvalidArgumentError", (TernError, ValueError), {})
+    CorruptDataError = type("CorruptDataError", (TernError,), {})
+    NonFiniteError = type("NonFiniteError", (TernError,), {})
+    OutOfRangeError = type("OutOfRangeError", (TernError,), {})
+    UnavailableError = type("UnavailableError", (TernError,), {})
+    DeadlineError = type("DeadlineError", (TernError, TimeoutError), {})
+    PeerFailureError = type("PeerFailureError", (TernError,), {})
+    InternalError = type("InternalError", (TernError,), {})
 
 
 def _require_module():
