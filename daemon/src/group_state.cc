@@ -346,30 +346,47 @@ Status GroupState::execute(std::vector<OpRequest>& ops, std::uint64_t k) {
     TERN_CHECK(op.cuda->copy_to_host(op.cuda_offset, op.staging.data(), bytes));
     op.data = op.staging.data();
   }
-  acc_.resize(count);
-  std::vector<const void*> inputs;
-  for (const OpRequest& op : ops) inputs.push_back(op.data);
-  local_sum(inputs, dtype, count, acc_.data());
-
   collective::AllreduceOptions options;
-  options.op = collective::ReduceOp::kSum;
-  options.dtype = kernels::DType::kF32;
   options.scatter_codec = static_cast<kernels::Codec>(a.scatter_codec);
   options.gather_codec = static_cast<kernels::Codec>(a.gather_codec);
   options.tensor_key = a.tensor_key;
   options.timeout = std::max(std::chrono::milliseconds(1),
                              std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
-  collective::AllreduceStats stats;
-  Status s = communicator_->allreduce(acc_.data(), count, options, &stats);
-  if (!s) {
-    std::string message = "allreduce " + std::to_string(k) + " of group " + name() + ": " + s.message();
-    return Status(s.code(), message);
-  }
   const auto op = static_cast<collective::ReduceOp>(a.op);
-  scale_for_mean(acc_.data(), count, op, params_.nranks);
-  for (const OpRequest& r : ops) narrow_from_f32(acc_.data(), count, dtype, r.data);
+  collective::AllreduceStats stats;
+  const auto t0 = Clock::now();
+  auto t1 = t0, t2 = t0;
+  Status s;
+  if (ops.size() == 1) {
+    // One trainer on this node: the engine runs in place on its buffer, with its dtype and op (the
+    // library-mode computation exactly; see hierarchical.h).
+    options.op = op;
+    options.dtype = dtype;
+    s = communicator_->allreduce(ops[0].data, count, options, &stats);
+    t2 = Clock::now();
+  } else {
+    acc_.resize(count);
+    std::vector<const void*> inputs;
+    for (const OpRequest& r : ops) inputs.push_back(r.data);
+    local_sum(inputs, dtype, count, acc_.data());
+    t1 = Clock::now();
+    options.op = collective::ReduceOp::kSum;
+    options.dtype = kernels::DType::kF32;
+    s = communicator_->allreduce(acc_.data(), count, options, &stats);
+    t2 = Clock::now();
+    if (s) {
+      scale_for_mean(acc_.data(), count, op, params_.nranks);
+      for (const OpRequest& r : ops) narrow_from_f32(acc_.data(), count, dtype, r.data);
+    }
+  }
+  if (!s) return Status(s.code(), "allreduce " + std::to_string(k) + " of group " + name() + ": " + s.message());
   for (const OpRequest& r : ops)
     if (r.cuda) TERN_CHECK(r.cuda->copy_from_host(r.cuda_offset, r.data, bytes));
+  using Ms = std::chrono::duration<double, std::milli>;
+  spdlog::debug("group {}: allreduce {}: {} elements, local sum {:.2f} ms, inter-node {:.2f} ms (encode {:.2f}, "
+                "decode {:.2f}), result {:.2f} ms",
+                name(), k, count, Ms(t1 - t0).count(), Ms(t2 - t1).count(), stats.encode_seconds * 1e3,
+                stats.decode_seconds * 1e3, Ms(Clock::now() - t2).count());
   {
     std::lock_guard lock(mutex_);
     CodecStats& cs = codec_stats_[std::string(kernels::codec_name(options.scatter_codec)) + "/" +

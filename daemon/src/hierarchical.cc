@@ -64,6 +64,11 @@ Result<std::vector<std::uint8_t>> hierarchical_reference(
     std::uint64_t op) {
   if (inputs.empty() || inputs[0].empty()) return invalid_argument("hierarchical_reference: no inputs");
   const std::size_t elem = kernels::dtype_size(options.dtype);
+  if (inputs[0].size() == 1) {  // one trainer per node: the engine on the trainers' buffers
+    std::vector<std::vector<std::uint8_t>> flat;
+    for (const auto& node : inputs) flat.push_back(node.at(0));
+    return collective::reference_allreduce(flat, count, options, comm_options, op);
+  }
   int nranks = 0;
   std::vector<std::vector<std::uint8_t>> node_sums;
   for (const auto& node : inputs) {

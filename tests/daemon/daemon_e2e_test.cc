@@ -124,5 +124,15 @@ TEST(DaemonE2E, TwoNodesOnLoopbackTwoTrainersEach) {
   run_and_check(s);
 }
 
+TEST(DaemonE2E, ThreeNodesOneTrainerEachEqualLibraryModeFp16) {
+  Shape s;  // local_size 1: ternd runs the engine in place, exactly as library mode would
+  s.nodes = 3;
+  s.local = 1;
+  s.dtype = kernels::DType::kF16;
+  s.op = collective::ReduceOp::kMean;
+  s.scatter = kernels::Codec::kSignEf;
+  run_and_check(s);
+}
+
 }  // namespace
 }  // namespace tern::daemon::test

@@ -36,7 +36,7 @@ TERN_ID=$("$TERN_BENCH" --make-unique-id 10.77.0.1:29650)
 echo "## through ternd (tern-ternd-bench trainer, one trainer per node)"
 for k in $(seq 0 $((nodes - 1))); do
   "$cluster" --prefix "$prefix" exec "$k" -- "$build/bin/ternd" --socket-path "$work/n$k.sock" \
-      --advertise-host "10.77.0.$((k + 1))" --ucx-tls tcp,self --log-level warn >"$work/ternd$k.log" 2>&1 &
+      --advertise-host "10.77.0.$((k + 1))" --ucx-tls tcp,self --log-level "${TERND_LOG_LEVEL:-warn}" >"$work/ternd$k.log" 2>&1 &
   pids+=($!)
 done
 for k in $(seq 0 $((nodes - 1))); do
@@ -48,3 +48,4 @@ TERN_ID=$("$BENCH" unique-id --socket "$work/n0.sock")
   '"$BENCH" trainer --socket "$WORK/n$TERN_NODE.sock" --id "$TERN_ID" --rank "$TERN_NODE" --nranks "$TERN_NODES" --local 1 --bytes "$SIZE" --codec "$CODEC" --iters 7 --warmup 1' \
   | grep -E "^\[$prefix-n0\]"
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "${TERND_LOG_LEVEL:-}" ]; then grep -h "allreduce" "$work"/ternd0.log | tail -4; fi

@@ -15,6 +15,10 @@
 // Step 2 alone equals collective::reference_allreduce over the per-node sums with dtype fp32 and
 // op SUM (hierarchical_reference() below composes it with the other steps).
 //
+// One trainer per node (local_size 1) skips steps 1, 3 and 4: the engine runs in place on the
+// trainer's buffer with its dtype and op, so the result is exactly the library-mode engine's
+// (collective::reference_allreduce over the trainers' buffers), with no extra copy.
+//
 // Thread safety: pure functions.
 #pragma once
 
@@ -40,7 +44,8 @@ void scale_for_mean(float* acc, std::size_t count, collective::ReduceOp op, int 
 void narrow_from_f32(const float* acc, std::size_t count, kernels::DType dtype, void* out);
 
 /// What every trainer holds after allreduce number `op` of a group: `inputs[node][local]` are the
-/// trainers' buffers (raw bytes of options.dtype) of the group's nodes in node order.
+/// trainers' buffers (raw bytes of options.dtype) of the group's nodes in node order (the same
+/// number per node).
 Result<std::vector<std::uint8_t>> hierarchical_reference(
     const std::vector<std::vector<std::vector<std::uint8_t>>>& inputs, std::size_t count,
     const collective::AllreduceOptions& options, const collective::CommunicatorOptions& comm_options,
