@@ -35,7 +35,7 @@ TERN_ID=$("$TERN_BENCH" --make-unique-id 10.77.0.1:29650)
 
 echo "## through ternd (tern-ternd-bench trainer, one trainer per node)"
 for k in $(seq 0 $((nodes - 1))); do
-  "$cluster" --prefix "$prefix" exec "$k" -- "$build/bin/ternd" --socket-path "$work/n$k.sock" \
+  "$cluster" --prefix "$prefix" exec "$k" -- env UCX_TLS=tcp,self "$build/bin/ternd" --socket-path "$work/n$k.sock" \
       --advertise-host "10.77.0.$((k + 1))" --ucx-tls tcp,self --log-level "${TERND_LOG_LEVEL:-warn}" >"$work/ternd$k.log" 2>&1 &
   pids+=($!)
 done
