@@ -24,6 +24,7 @@ Usage: $prog [options]
   --lat-sizes LIST  lat message sizes (default 8,4K)
   --bw-bytes B      bytes per bw run; iterations = B / size, within 500..50000 (default 512M)
   --lat-iters N     round trips per lat run (default 10000)
+  --window W        bw sends in flight, for both tools (ucx_perftest -O, ib-bench -t; default 64)
   --reps N          repetitions; medians are printed (default 5)
   --rate R          cluster link rate (default 10gbit; 'none' = unshaped)
   --prefix P        cluster prefix (default ibbench); created here and removed at exit
@@ -33,11 +34,12 @@ EOF
 }
 die() { echo "$prog: $*" >&2; exit 1; }
 
-bench="" where=loopback,cluster bw_sizes=4K,64K,1M lat_sizes=8,4K bw_bytes=512M lat_iters=10000 reps=5 rate=10gbit prefix=ibbench
+cmdline="$0 $*"
+bench="" where=loopback,cluster bw_sizes=4K,64K,1M lat_sizes=8,4K bw_bytes=512M lat_iters=10000 window=64 reps=5 rate=10gbit prefix=ibbench
 while [ $# -gt 0 ]; do
   case $1 in
     -h|--help) usage; exit 0 ;;
-    --bench|--where|--bw-sizes|--lat-sizes|--bw-bytes|--lat-iters|--reps|--rate|--prefix)
+    --bench|--where|--bw-sizes|--lat-sizes|--bw-bytes|--lat-iters|--window|--reps|--rate|--prefix)
       [ $# -ge 2 ] || die "option $1 needs a value" ;;&
     --bench) bench=$2; shift 2 ;;
     --where) where=$2; shift 2 ;;
@@ -45,6 +47,7 @@ while [ $# -gt 0 ]; do
     --lat-sizes) lat_sizes=$2; shift 2 ;;
     --bw-bytes) bw_bytes=$2; shift 2 ;;
     --lat-iters) lat_iters=$2; shift 2 ;;
+    --window) window=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --rate) rate=$2; shift 2 ;;
     --prefix) prefix=$2; shift 2 ;;
@@ -104,18 +107,23 @@ run_pair() {
 # lat: median and average one-way us).
 measure() {  # TOOL TEST WHERE SIZE
   local tool=$1 test=$2 where=$3 size=$4 host=127.0.0.1 n w b
+  local ucx_window=() ib_window=()
   [ "$where" = cluster ] && host=10.77.0.1
   b=$(bytes_of "$size")
-  if [ "$test" = bw ]; then n=$(bw_iters "$b"); else n=$lat_iters; fi
+  if [ "$test" = bw ]; then
+    n=$(bw_iters "$b") ucx_window=(-O "$window") ib_window=(-t "$window")
+  else
+    n=$lat_iters
+  fi
   w=$((n / 10))
   port=$((port + 1))
   if [ "$tool" = ucx_perftest ]; then
-    run_pair "$where" ucx_perftest -p $port -- ucx_perftest "$host" -p $port -t "tag_$test" -s "$b" -n $n -w $w >"$work/out" || return 1
+    run_pair "$where" ucx_perftest -p $port -- ucx_perftest "$host" -p $port -t "tag_$test" -s "$b" -n $n -w $w "${ucx_window[@]}" >"$work/out" || return 1
     # Final: iters | overhead 50%ile avg overall | bw avg overall | msgrate avg overall
     if [ "$test" = bw ]; then awk '/^Final:/ {print $7, $6}' "$work/out"; else awk '/^Final:/ {print $3, $4}' "$work/out"; fi
   else
-    run_pair "$where" "$bench" "$test" --server -p $port -s "$size" -n $n --warmup $w --timeout 120 -- \
-      "$bench" "$test" "$host" -p $port -s "$size" -n $n --warmup $w --timeout 120 --json >"$work/out" || return 1
+    run_pair "$where" "$bench" "$test" --server -p $port -s "$size" -n $n --warmup $w "${ib_window[@]}" --timeout 120 -- \
+      "$bench" "$test" "$host" -p $port -s "$size" -n $n --warmup $w "${ib_window[@]}" --timeout 120 --json >"$work/out" || return 1
     /usr/bin/python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))["results"][0]
@@ -125,8 +133,8 @@ print(r["bw_avg_mbs"], r["bw_peak_mbs"]) if "bw_avg_mbs" in r else print(r["t_ty
 
 median() { tr ' ' '\n' | grep -v '^$' | grep -v nan | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
-echo "$prog: $("$bench" --version 2>/dev/null | tail -1 | sed 's/^/ib-bench /'), ucx $(ucx_info -v 2>/dev/null | awk '/Library version/ {print $NF}'), UCX_TLS=$UCX_TLS, $reps repetitions"
-echo "$prog: command: $0 $*"
+echo "$prog: $("$bench" --version 2>/dev/null | tail -1 | sed 's/^/ib-bench /'), ucx $(ucx_info -v 2>/dev/null | awk '/^# Version/ {print $3; exit}'), UCX_TLS=$UCX_TLS, bw window $window, $reps repetitions"
+echo "$prog: command: $cmdline"
 echo "$prog: load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A results=()
 for w in ${where//,/ }; do

@@ -116,6 +116,10 @@ TEST(Stats, BandwidthUsesMebibytesAndBestInterval) {
   EXPECT_DOUBLE_EQ(r.bw_avg_mbs, 500.0);
   EXPECT_DOUBLE_EQ(r.bw_peak_mbs, 800.0);
   EXPECT_DOUBLE_EQ(r.msg_rate_mpps, 1000 / 2.0 / 1e6);
+  // A burst (many completions in one progress call) is not a rate: stretches under 1/8 of the
+  // run are skipped; from 0 the shortest qualifying stretch ends at the burst (500 in 0.5001 s).
+  const BwRow burst = bw_row(1 << 20, 1000, 2.0, {{0, 0.0}, {400, 0.5}, {500, 0.5001}, {1000, 2.0}});
+  EXPECT_NEAR(burst.bw_peak_mbs, 800.0, 1e-9);
   // No checkpoints: the peak is the average, never below it.
   EXPECT_DOUBLE_EQ(bw_row(1 << 20, 1000, 2.0, {}).bw_peak_mbs, 500.0);
   const BwRow both = add_directions(r, r);

@@ -73,6 +73,8 @@ double round_timeout(const SessionConfig& c) { return c.timeout_s + c.perf.durat
 
 std::size_t largest(const std::vector<std::size_t>& sizes) { return *std::max_element(sizes.begin(), sizes.end()); }
 
+void* second_half(const Buffer& buffer, const PerfOptions& perf) { return static_cast<char*>(buffer.data()) + largest(perf.sizes); }
+
 nlohmann::json checkpoints_json(const std::vector<Checkpoint>& v) {
   nlohmann::json cps = nlohmann::json::array();
   for (const Checkpoint& c : v) cps.push_back({c.messages, c.seconds});
@@ -102,7 +104,8 @@ struct UcxSizeRunner {
   UcxEngine& engine;
   const PerfOptions& perf;
   bool client;
-  void* buffer;
+  void* send_buffer;
+  void* recv_buffer;
   double timeout_s;
 
   Result<BwSideResult> bw(std::size_t bytes) {
@@ -113,27 +116,28 @@ struct UcxSizeRunner {
     round.receive = !client || perf.bidirectional;
     if (perf.warmup > 0) {
       round.iterations = perf.warmup;
-      TERN_CHECK(engine.bw(round, buffer, deadline_in(timeout_s)));
+      TERN_CHECK(engine.bw(round, send_buffer, recv_buffer, deadline_in(timeout_s)));
     }
     round.iterations = perf.iterations;
     round.duration_s = perf.duration_s;
-    return engine.bw(round, buffer, deadline_in(timeout_s));
+    return engine.bw(round, send_buffer, recv_buffer, deadline_in(timeout_s));
   }
 
   Result<std::vector<double>> lat(std::size_t bytes) {
     if (client) {
-      if (perf.warmup > 0) TERN_CHECK(engine.lat_initiator(bytes, perf.warmup, 0, buffer, deadline_in(timeout_s)));
-      return engine.lat_initiator(bytes, perf.iterations, perf.duration_s, buffer, deadline_in(timeout_s));
+      if (perf.warmup > 0) TERN_CHECK(engine.lat_initiator(bytes, perf.warmup, 0, send_buffer, recv_buffer, deadline_in(timeout_s)));
+      return engine.lat_initiator(bytes, perf.iterations, perf.duration_s, send_buffer, recv_buffer, deadline_in(timeout_s));
     }
-    if (perf.warmup > 0) TERN_CHECK(engine.lat_responder(bytes, buffer, deadline_in(timeout_s)));
-    TERN_CHECK(engine.lat_responder(bytes, buffer, deadline_in(timeout_s)));
+    if (perf.warmup > 0) TERN_CHECK(engine.lat_responder(bytes, send_buffer, recv_buffer, deadline_in(timeout_s)));
+    TERN_CHECK(engine.lat_responder(bytes, send_buffer, recv_buffer, deadline_in(timeout_s)));
     return std::vector<double>{};
   }
 };
 
 Result<SessionReport> ucx_client(ControlChannel& ch, const SessionConfig& config, const RowSink& sink) {
   const PerfOptions& perf = config.perf;
-  TERN_ASSIGN_OR_RETURN(Buffer buffer, Buffer::allocate(perf.memory, largest(perf.sizes)));
+  // Two halves: sends read the first, receives write the second.
+  TERN_ASSIGN_OR_RETURN(Buffer buffer, Buffer::allocate(perf.memory, 2 * largest(perf.sizes)));
   TERN_ASSIGN_OR_RETURN(std::unique_ptr<UcxEngine> engine, UcxEngine::create(perf.memory));
   char host[256] = {};
   (void)gethostname(host, sizeof host - 1);
@@ -146,7 +150,7 @@ Result<SessionReport> ucx_client(ControlChannel& ch, const SessionConfig& config
   TERN_CHECK(engine->connect(address));
 
   SessionReport report{"client", ch.peer(), "ucx", UcxEngine::ucx_version(), {}, perf, {}, {}};
-  UcxSizeRunner runner{*engine, perf, true, buffer.data(), round_timeout(config)};
+  UcxSizeRunner runner{*engine, perf, true, buffer.data(), second_half(buffer, perf), round_timeout(config)};
   bool announced = false;
   for (std::size_t bytes : perf.sizes) {
     TERN_CHECK(ch.send({{"type", "size"}, {"bytes", bytes}}, deadline_in(config.timeout_s)));
@@ -191,7 +195,7 @@ Result<SessionReport> ucx_server(ControlChannel& ch, const PerfOptions& perf, co
     (void)ch.send({{"error", s.message()}}, deadline_in(5));
     return s;
   };
-  auto buffer = Buffer::allocate(perf.memory, largest(perf.sizes));
+  auto buffer = Buffer::allocate(perf.memory, 2 * largest(perf.sizes));
   if (!buffer) return refuse(buffer.status());
   auto engine = UcxEngine::create(perf.memory);
   if (!engine) return refuse(engine.status());
@@ -199,7 +203,7 @@ Result<SessionReport> ucx_server(ControlChannel& ch, const PerfOptions& perf, co
   TERN_CHECK(ch.send({{"type", "welcome"}, {"ucx_address", to_hex((*engine)->address())}}, deadline_in(config.timeout_s)));
 
   SessionReport report{"server", ch.peer(), "ucx", UcxEngine::ucx_version(), {}, perf, {}, {}};
-  UcxSizeRunner runner{**engine, perf, false, buffer->data(), round_timeout(config)};
+  UcxSizeRunner runner{**engine, perf, false, buffer->data(), second_half(*buffer, perf), round_timeout(config)};
   bool announced = false;
   for (;;) {
     TERN_ASSIGN_OR_RETURN(nlohmann::json m, ch.receive(deadline_in(round_timeout(config))));

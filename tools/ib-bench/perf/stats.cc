@@ -17,11 +17,18 @@ BwRow bw_row(std::size_t bytes, std::uint64_t messages, double seconds, const st
   const double b = static_cast<double>(bytes);
   row.bw_avg_mbs = b * static_cast<double>(messages) / seconds / kMB;
   row.msg_rate_mpps = static_cast<double>(messages) / seconds / 1e6;
+  // Completions arrive in bursts (one progress call can finish many messages), so two checkpoints
+  // close in time say nothing about the link: only stretches of at least 1/8 of the run count.
+  const double min_dt = seconds / 8;
   double peak = row.bw_avg_mbs;
-  for (std::size_t i = 1; i < checkpoints.size(); ++i) {
-    const double dt = checkpoints[i].seconds - checkpoints[i - 1].seconds;
-    const auto dm = checkpoints[i].messages - checkpoints[i - 1].messages;
-    if (dt > 0 && dm > 0) peak = std::max(peak, b * static_cast<double>(dm) / dt / kMB);
+  for (std::size_t i = 0; i < checkpoints.size(); ++i) {
+    for (std::size_t j = i + 1; j < checkpoints.size(); ++j) {
+      const double dt = checkpoints[j].seconds - checkpoints[i].seconds;
+      if (dt < min_dt) continue;
+      const auto dm = checkpoints[j].messages - checkpoints[i].messages;
+      peak = std::max(peak, b * static_cast<double>(dm) / dt / kMB);
+      break;  // the shortest qualifying stretch from i
+    }
   }
   row.bw_peak_mbs = peak;
   return row;

@@ -38,7 +38,8 @@ struct BwSideResult {
 };
 
 /// A bandwidth row from one direction: `messages` of `bytes` in `seconds`; the peak is the best
-/// rate between consecutive checkpoints (never below the average; the average when fewer than two).
+/// rate over a stretch between two checkpoints lasting at least 1/8 of `seconds` (never below the
+/// average; the average when no stretch qualifies).
 /// Pass the receiver's checkpoints: sender completions over TCP only mean "copied to the socket".
 BwRow bw_row(std::size_t bytes, std::uint64_t messages, double seconds, const std::vector<Checkpoint>& checkpoints);
 

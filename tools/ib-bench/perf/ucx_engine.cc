@@ -227,7 +227,7 @@ std::vector<std::string> UcxEngine::transports() const {
   return out;
 }
 
-Result<BwSideResult> UcxEngine::bw(const BwRound& round, void* buffer, Deadline deadline) {
+Result<BwSideResult> UcxEngine::bw(const BwRound& round, void* send_buffer, void* recv_buffer, Deadline deadline) {
   State& st = *state_;
   ucp_worker_h worker = st.w();
   Watchdog watchdog(deadline);
@@ -243,7 +243,9 @@ Result<BwSideResult> UcxEngine::bw(const BwRound& round, void* buffer, Deadline 
   std::uint64_t ack_payload = 0;
   ucp_tag_recv_info_t ack_info{};
   BwSideResult result;
-  const ucp_request_param_t data_param = st.send_param(on_send_count, &sent);
+  // MULTI_SEND: many operations in flight, optimize for bandwidth (as ucx_perftest's bw tests ask).
+  ucp_request_param_t data_param = st.send_param(on_send_count, &sent);
+  data_param.op_attr_mask |= UCP_OP_ATTR_FLAG_MULTI_SEND;
   const ucp_request_param_t end_param = st.host_send_param(&end_sent);
 
   // --- receiving half
@@ -260,6 +262,7 @@ Result<BwSideResult> UcxEngine::bw(const BwRound& round, void* buffer, Deadline 
   const ucp_request_param_t slot_param = [&] {
     ucp_request_param_t p = st.recv_param(on_recv_slot, nullptr, nullptr);
     p.op_attr_mask &= ~static_cast<std::uint32_t>(UCP_OP_ATTR_FIELD_RECV_INFO);
+    p.op_attr_mask |= UCP_OP_ATTR_FLAG_MULTI_SEND;
     return p;
   }();
   const ucp_request_param_t ack_param = st.host_send_param(&ack_sent);
@@ -267,7 +270,7 @@ Result<BwSideResult> UcxEngine::bw(const BwRound& round, void* buffer, Deadline 
   auto post_slot = [&](RecvSlot* slot) -> Status {
     ucp_request_param_t p = slot_param;
     p.user_data = slot;
-    const ucs_status_ptr_t r = ucp_tag_recv_nbx(worker, buffer, round.bytes, kTagData, kMaskExact, &p);
+    const ucs_status_ptr_t r = ucp_tag_recv_nbx(worker, recv_buffer, round.bytes, kTagData, kMaskExact, &p);
     ++recv_posted;
     if (r == nullptr) {
       queue.finished.push_back(slot);  // completed at once: handled like any completion
@@ -291,10 +294,10 @@ Result<BwSideResult> UcxEngine::bw(const BwRound& round, void* buffer, Deadline 
   }
   if (round.send) TERN_CHECK(st.recv_flag(&ack_payload, sizeof ack_payload, kTagAck, kMaskExact, &ack, &ack_info, true));
 
-  // Checkpoints for the peak: every 1/16 of the messages, or of the duration.
-  const std::uint64_t mark_step = by_time ? 0 : std::max<std::uint64_t>(1, round.iterations / 16);
+  // Checkpoints for the peak: every 1/32 of the messages, or of the duration.
+  const std::uint64_t mark_step = by_time ? 0 : std::max<std::uint64_t>(1, round.iterations / 32);
   std::uint64_t next_mark = mark_step;
-  const double time_step = by_time ? round.duration_s / 16 : 0;
+  const double time_step = by_time ? round.duration_s / 32 : 0;
   double next_time = time_step;
   std::uint64_t recv_next_mark = mark_step;
   double recv_next_time = time_step;
@@ -313,7 +316,7 @@ Result<BwSideResult> UcxEngine::bw(const BwRound& round, void* buffer, Deadline 
           sending = false;
           break;
         }
-        const ucs_status_ptr_t r = ucp_tag_send_nbx(st.endpoint, buffer, round.bytes, kTagData, &data_param);
+        const ucs_status_ptr_t r = ucp_tag_send_nbx(st.endpoint, send_buffer, round.bytes, kTagData, &data_param);
         ++posted;
         if (r == nullptr) {
           ++sent.completed;
@@ -392,7 +395,7 @@ Result<BwSideResult> UcxEngine::bw(const BwRound& round, void* buffer, Deadline 
 }
 
 Result<std::vector<double>> UcxEngine::lat_initiator(std::size_t bytes, std::uint64_t iterations, double duration_s,
-                                                     void* buffer, Deadline deadline) {
+                                                     void* send_buffer, void* recv_buffer, Deadline deadline) {
   State& st = *state_;
   ucp_worker_h worker = st.w();
   Watchdog watchdog(deadline);
@@ -408,8 +411,8 @@ Result<std::vector<double>> UcxEngine::lat_initiator(std::size_t bytes, std::uin
     recv = Flag{};
     send = Flag{};
     const Clock::time_point t = Clock::now();
-    TERN_CHECK(st.recv_flag(buffer, bytes, kTagData, kMaskExact, &recv, &info, false));
-    TERN_CHECK(st.send_flag(buffer, bytes, kTagData, &send, sp));
+    TERN_CHECK(st.recv_flag(recv_buffer, bytes, kTagData, kMaskExact, &recv, &info, false));
+    TERN_CHECK(st.send_flag(send_buffer, bytes, kTagData, &send, sp));
     while (!recv.done || !send.done) {
       if (ucp_worker_progress(worker) == 0 && watchdog.expired()) return timeout("lat round");
     }
@@ -426,22 +429,24 @@ Result<std::vector<double>> UcxEngine::lat_initiator(std::size_t bytes, std::uin
   return samples;
 }
 
-Status UcxEngine::lat_responder(std::size_t bytes, void* buffer, Deadline deadline) {
+Status UcxEngine::lat_responder(std::size_t bytes, void* send_buffer, void* recv_buffer, Deadline deadline) {
   State& st = *state_;
   ucp_worker_h worker = st.w();
   Watchdog watchdog(deadline);
   Flag recv, send;
   ucp_tag_recv_info_t info{};
   const ucp_request_param_t sp = st.send_param(on_send_flag, &send);
+  TERN_CHECK(st.recv_flag(recv_buffer, bytes, kTagData, kMaskDataOrEnd, &recv, &info, false));
   for (;;) {
-    recv = Flag{};
-    TERN_CHECK(st.recv_flag(buffer, bytes, kTagData, kMaskDataOrEnd, &recv, &info, false));
     while (!recv.done)
       if (ucp_worker_progress(worker) == 0 && watchdog.expired()) return timeout("lat responder");
     if (recv.status != UCS_OK) return ucx_failed("UCX receive (ping) failed", recv.status);
     if (recv.tag == kTagEnd) return Status::ok();
+    // The next ping can only come after this pong: its receive goes first.
+    recv = Flag{};
+    TERN_CHECK(st.recv_flag(recv_buffer, bytes, kTagData, kMaskDataOrEnd, &recv, &info, false));
     send = Flag{};
-    TERN_CHECK(st.send_flag(buffer, bytes, kTagData, &send, sp));
+    TERN_CHECK(st.send_flag(send_buffer, bytes, kTagData, &send, sp));
     while (!send.done)
       if (ucp_worker_progress(worker) == 0 && watchdog.expired()) return timeout("lat responder");
     if (send.status != UCS_OK) return ucx_failed("UCX send (pong) failed", send.status);

@@ -57,13 +57,15 @@ class UcxEngine {
   /// "tcp/lo", "sysv/memory": the transports of the endpoint's lanes (after connect()).
   std::vector<std::string> transports() const;
 
-  /// Runs one bw round; `buffer` holds at least round.bytes (the data is not checked).
-  Result<BwSideResult> bw(const BwRound& round, void* buffer, Deadline deadline);
+  /// Runs one bw round; each buffer holds at least round.bytes (the data is not checked). Sends
+  /// and receives use separate buffers, as ucx_perftest's do.
+  Result<BwSideResult> bw(const BwRound& round, void* send_buffer, void* recv_buffer, Deadline deadline);
   /// Latency initiator: `iterations` ping-pongs (or for `duration_s`), one-way times in µs.
-  Result<std::vector<double>> lat_initiator(std::size_t bytes, std::uint64_t iterations, double duration_s, void* buffer,
-                                            Deadline deadline);
-  /// Latency responder: answers every ping until the initiator's END.
-  Status lat_responder(std::size_t bytes, void* buffer, Deadline deadline);
+  Result<std::vector<double>> lat_initiator(std::size_t bytes, std::uint64_t iterations, double duration_s, void* send_buffer,
+                                            void* recv_buffer, Deadline deadline);
+  /// Latency responder: answers every ping until the initiator's END, keeping the receive for
+  /// the next ping posted before it sends the pong (so the ping never arrives unexpected).
+  Status lat_responder(std::size_t bytes, void* send_buffer, void* recv_buffer, Deadline deadline);
 
   /// Flushes and closes the endpoint (both sides call it; bounded by the deadline).
   Status close(Deadline deadline);

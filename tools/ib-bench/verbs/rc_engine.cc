@@ -288,7 +288,7 @@ Result<BwSideResult> bw_round(RcConnection& c, VerbsOp verb, std::size_t bytes, 
     while (c.recvs_posted() < c.depth()) TERN_CHECK(c.post_recv(bytes));
   const Clock::time_point t0 = Clock::now();
   const auto stop_at = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
-  const std::uint64_t step = iterations > 0 ? std::max<std::uint64_t>(1, iterations / 16) : 0;
+  const std::uint64_t step = iterations > 0 ? std::max<std::uint64_t>(1, iterations / 32) : 0;
   std::uint64_t next_mark = step;
   if (send) result.checkpoints.push_back({0, 0});
   ibv_wc wc[32];
