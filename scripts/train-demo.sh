@@ -20,7 +20,7 @@ Usage: $prog [options]
                     (default build/demo/training)
   --runs LIST       comma-separated from: gloo fp32 fp16 bf16 terngrad ternary-ef sign-ef
                     (default gloo,fp32,bf16,terngrad,ternary-ef,sign-ef)
-  --epochs E        epochs per run (default 5; every run the same)
+  --epochs E        epochs per run (default 8; every run the same)
   -n N              nodes = trainers (default 4; with a running cluster: its size)
   --rate R          link rate of a new cluster (default 1gbit)
   --prefix P        cluster prefix (default ttrain); a running cluster with it is used as is,
@@ -35,7 +35,7 @@ die() { echo "$prog: $*" >&2; exit 1; }
 
 cmdline=$(printf '%q ' "$0" "$@"); cmdline=${cmdline% }
 build=$root/build/default out=$root/build/demo/training runs=gloo,fp32,bf16,terngrad,ternary-ef,sign-ef
-epochs=5 n="" rate=1gbit prefix=ttrain run_timeout=240
+epochs=8 n="" rate=1gbit prefix=ttrain run_timeout=240
 while [ $# -gt 0 ]; do
   case $1 in
     -h|--help) usage; exit 0 ;;
