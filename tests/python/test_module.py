@@ -139,6 +139,31 @@ class ModuleTest(unittest.TestCase):
                 # The compressed results still point the same way as the exact mean.
                 self.assertGreater(float(torch.nn.functional.cosine_similarity(out0, exact, dim=0)), 0.3)
 
+    def test_sign_ef_keeps_a_residual_per_key(self):
+        # One trainer on one node: the allgather direction alone encodes, with the owner's residual
+        # (docs/collective.md). Reference: e <- x + e - C(x + e), C = per 128-block mean|v| * sign(v),
+        # in float64; ternd's fp32 block sums differ from it by rounding only.
+        _, g = self.form_group(1)[0]
+        n, steps = 4096, 12
+        x = torch.randn(n, generator=torch.Generator().manual_seed(11))
+        t = g.allocate(n, torch.float32)
+        e = torch.zeros(n, dtype=torch.float64)
+        for step in range(steps):
+            t.copy_(x)
+            g.allreduce(t, codec="sign-ef", key=500, op="sum").wait_done(TIMEOUT_MS)
+            v = (x.double() + e).view(-1, 128)
+            alpha = v.abs().mean(dim=1, keepdim=True)
+            expected = torch.where(v >= 0, alpha, -alpha).view(-1)
+            e = (v.view(-1) - expected)
+            torch.testing.assert_close(t.double(), expected, rtol=1e-4, atol=1e-5,
+                                       msg=lambda m: f"step {step}: {m}")
+        # A fresh key starts from a zero residual: its first result is the plain sign code of x.
+        t.copy_(x)
+        g.allreduce(t, codec="sign-ef", key=501, op="sum").wait_done(TIMEOUT_MS)
+        v = x.double().view(-1, 128)
+        alpha = v.abs().mean(dim=1, keepdim=True)
+        torch.testing.assert_close(t.double(), torch.where(v >= 0, alpha, -alpha).view(-1), rtol=1e-4, atol=1e-5)
+
     def test_registered_host_memory_is_staged(self):
         ranks = self.form_group(2)
 
