@@ -53,7 +53,8 @@ Result<RingView> RingView::attach(void* base, std::size_t bytes, std::uint32_t c
   // Start from where the client is (a fresh ring: zero); never trust these afterwards.
   view.sq_head_ = load(h->sq_tail);
   view.cq_tail_ = 0;
-  if (view.sq_head_ != 0 || load(h->cq_head) != 0 || load(h->cq_tail) != 0 || load(h->sq_head) != 0)
+  if (view.sq_head_ != 0 || load(h->cq_head) != 0 || load(h->cq_tail) != 0 || load(h->sq_head) != 0 ||
+      load(h->waiters_spinning) != 0)
     return corrupt_data("ring indices are not zero at hand-over");
   return view;
 }
@@ -64,7 +65,7 @@ void RingView::push_submission(const Submission& s) noexcept {
 }
 
 std::size_t RingView::drain_completions(const std::function<void(const Completion&)>& fn) noexcept {
-  const std::uint32_t tail = load(header_->cq_tail);
+  const std::uint32_t tail = std::atomic_ref<std::uint32_t>(header_->cq_tail).load(std::memory_order_seq_cst);
   std::size_t n = 0;
   while (cq_head_ != tail) {
     Completion c = cq_[cq_head_ & (capacity_ - 1)];
@@ -103,8 +104,20 @@ Status RingView::push_completion(std::uint64_t user_data, const Status& status) 
   const std::string& m = status.message();
   c.message_bytes = static_cast<std::uint32_t>(std::min(m.size(), kMessageBytes));
   std::memcpy(c.message, m.data(), c.message_bytes);
-  store(header_->cq_tail, ++cq_tail_);
+  std::atomic_ref<std::uint32_t>(header_->cq_tail).store(++cq_tail_, std::memory_order_seq_cst);
   return Status::ok();
+}
+
+bool RingView::doorbell_needed() const noexcept {
+  return std::atomic_ref<std::uint32_t>(header_->waiters_spinning).load(std::memory_order_seq_cst) == 0;
+}
+
+void RingView::start_spinning() noexcept {
+  std::atomic_ref<std::uint32_t>(header_->waiters_spinning).fetch_add(1, std::memory_order_seq_cst);
+}
+
+void RingView::stop_spinning() noexcept {
+  std::atomic_ref<std::uint32_t>(header_->waiters_spinning).fetch_sub(1, std::memory_order_seq_cst);
 }
 
 }  // namespace tern::daemon::ring

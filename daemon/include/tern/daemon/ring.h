@@ -30,7 +30,7 @@
 namespace tern::daemon::ring {
 
 inline constexpr std::uint32_t kRingMagic = 0x474E4952;  // "RING"
-inline constexpr std::uint32_t kRingVersion = 1;
+inline constexpr std::uint32_t kRingVersion = 2;
 inline constexpr std::uint32_t kMaxCapacity = 4096;
 inline constexpr std::size_t kMessageBytes = 240;
 
@@ -45,6 +45,12 @@ struct alignas(64) Header {
   alignas(64) std::uint32_t sq_head;
   alignas(64) std::uint32_t cq_tail;
   alignas(64) std::uint32_t cq_head;
+  /// Client threads currently spinning on the completion ring (tern_wait's first microseconds).
+  /// While it is non-zero the daemon skips the completion doorbell: a spinning waiter sees the
+  /// entry anyway, and the eventfd write plus the wake-up of the client's completion thread cost
+  /// more than the operation. Ordering: the daemon publishes cq_tail then reads this (both seq_cst);
+  /// a waiter decrements it then re-reads cq_tail (both seq_cst): one of them sees the other.
+  alignas(64) std::uint32_t waiters_spinning;
 };
 
 /// One allreduce request. Every field is validated by the daemon before use.
@@ -96,6 +102,10 @@ class RingView {
   void push_submission(const Submission& s) noexcept;
   /// Calls `fn` for every new completion; returns how many.
   std::size_t drain_completions(const std::function<void(const Completion&)>& fn) noexcept;
+  /// A waiter starts / stops spinning (see Header::waiters_spinning). After stop_spinning() the
+  /// caller must drain once more before it sleeps.
+  void start_spinning() noexcept;
+  void stop_spinning() noexcept;
 
   // ---- daemon: submission consumer, completion producer ----
   /// Copies every new submission out and calls `fn`. kCorruptData when the client's tail is more
@@ -104,6 +114,8 @@ class RingView {
   /// Publishes a completion. kCorruptData if the ring is full (the client let more requests be in
   /// flight than it may, or corrupted cq_head).
   Status push_completion(std::uint64_t user_data, const Status& status) noexcept;
+  /// After push_completion: whether the client needs the completion doorbell (no waiter spinning).
+  bool doorbell_needed() const noexcept;
 
  private:
   RingView(Header* header, std::uint32_t capacity);
