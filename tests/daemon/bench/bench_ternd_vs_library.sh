@@ -43,7 +43,7 @@ for k in $(seq 0 $((nodes - 1))); do
   for _ in $(seq 100); do [ -S "$work/n$k.sock" ] && break; sleep 0.1; done
 done
 export WORK=$work BENCH=$build/bin/tern-ternd-bench
-TERN_ID=$("$BENCH" unique-id --socket "$work/n0.sock")
+if ! TERN_ID=$("$BENCH" unique-id --socket "$work/n0.sock"); then cat "$work/ternd0.log"; exit 1; fi
 "$cluster" --prefix "$prefix" each --timeout 300 -- bash -c \
   '"$BENCH" trainer --socket "$WORK/n$TERN_NODE.sock" --id "$TERN_ID" --rank "$TERN_NODE" --nranks "$TERN_NODES" --local 1 --bytes "$SIZE" --codec "$CODEC" --iters 7 --warmup 1' \
   | grep -E "^\[$prefix-n0\]"
