@@ -27,9 +27,11 @@ int fail_before_logging(const Status& status, int code) {
 int serve(const TerndCommand& command) {
   const DaemonConfig& config = command.config;
   init_logging(config);
+  const std::string source = command.config_file.empty()
+                                 ? "defaults (no " + std::string(kDefaultConfigPath) + ")"
+                                 : command.config_file;
   spdlog::info("ternd {} starting (pid {}, uid {}, gid {}); configuration: {}", ternd_version(), ::getpid(),
-               ::getuid(), ::getgid(), command.config_file.empty() ? "defaults (no " + std::string(kDefaultConfigPath) + ")"
-                                                                    : command.config_file);
+               ::getuid(), ::getgid(), source);
   notify("STATUS=Starting");
 
   auto created = Daemon::create(config);
@@ -84,8 +86,9 @@ int main(int argc, char** argv) {
       std::fputs(dump_config_toml(command.config).c_str(), stdout);
       return 0;
     case TerndAction::kCheckConfig:
-      std::printf("ternd: configuration ok (%s)\n",
-                  command.config_file.empty() ? "built-in defaults; no configuration file" : command.config_file.c_str());
+      std::printf("ternd: configuration ok (%s)\n", command.config_file.empty()
+                                                        ? "built-in defaults; no configuration file"
+                                                        : command.config_file.c_str());
       return 0;
     case TerndAction::kRun:
       break;

@@ -7,8 +7,8 @@
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 

@@ -97,22 +97,25 @@ pkgconfig)
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   export PKG_CONFIG_PATH="$root/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$STAGE"
-  [ "$(pkg-config --modversion tern)" = "$TERN_VERSION" ] || fail "pkg-config tern --modversion: $(pkg-config --modversion tern)"
+  version=$(pkg-config --modversion tern) || fail "pkg-config does not find tern.pc"
+  [ "$version" = "$TERN_VERSION" ] || fail "pkg-config tern --modversion: $version, want $TERN_VERSION"
   # shellcheck disable=SC2046
   cc -std=c11 -Wall -Wextra -Werror -o "$tmp/consumer" "$TERN_SOURCE_DIR/tests/systemd/consumer/consumer.c" \
     $(pkg-config --cflags --libs tern) -Wl,-rpath,"$root/lib" || fail "building the pkg-config consumer"
   "$tmp/consumer" || fail "the pkg-config consumer failed"
   # Kept for the service-user test, which runs it against a live ternd.
   cp "$tmp/consumer" "$STAGE/consumer"
-  ok "C consumer built with pkg-config tern $(pkg-config --modversion tern) runs"
+  ok "C consumer built with pkg-config tern $version runs"
   ;;
 
 cmake)
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   cmake -S "$TERN_SOURCE_DIR/tests/systemd/consumer" -B "$tmp" -G Ninja -DCMAKE_PREFIX_PATH="$root" \
-    -DCMAKE_BUILD_RPATH="$root/lib" >"$tmp/configure.log" 2>&1 || { cat "$tmp/configure.log"; fail "configuring the find_package(tern) consumer"; }
-  cmake --build "$tmp" >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; fail "building the find_package(tern) consumer"; }
+    -DCMAKE_BUILD_RPATH="$root/lib" >"$tmp/configure.log" 2>&1 \
+    || { cat "$tmp/configure.log"; fail "configuring the find_package(tern) consumer"; }
+  cmake --build "$tmp" >"$tmp/build.log" 2>&1 \
+    || { cat "$tmp/build.log"; fail "building the find_package(tern) consumer"; }
   "$tmp/consumer_cc" || fail "the find_package(tern) consumer failed"
   # A version this tree cannot satisfy must be refused (ternConfigVersion.cmake).
   if cmake -S "$TERN_SOURCE_DIR/tests/systemd/consumer" -B "$tmp/v9" -G Ninja -DCMAKE_PREFIX_PATH="$root" \

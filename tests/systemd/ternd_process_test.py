@@ -158,8 +158,10 @@ def test_cli(args):
         # in the text format (no JOURNAL_STREAM).
         r = run([ternd, "--config", "/dev/null", "--socket-path", "/dev/null/ternd.sock"], env=env)
         check(r.returncode == 1, f"ternd with an impossible socket path exited {r.returncode}, want 1: {r}")
-        errors = [l for l in r.stderr.splitlines() if re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} critical ", l)]
-        check(len(errors) == 1 and "/dev/null/ternd.sock" in errors[0], f"want one critical line naming the path: {r.stderr!r}")
+        text_line = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} critical ")
+        errors = [l for l in r.stderr.splitlines() if text_line.match(l)]
+        check(len(errors) == 1 and "/dev/null/ternd.sock" in errors[0],
+              f"want one critical line naming the path: {r.stderr!r}")
         print(f"ok: a start failure exits 1 with one line: {errors[0][24:]}")
 
 
