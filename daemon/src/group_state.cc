@@ -383,10 +383,14 @@ Status GroupState::execute(std::vector<OpRequest>& ops, std::uint64_t k) {
   for (const OpRequest& r : ops)
     if (r.cuda) TERN_CHECK(r.cuda->copy_from_host(r.cuda_offset, r.data, bytes));
   using Ms = std::chrono::duration<double, std::milli>;
-  spdlog::debug("group {}: allreduce {}: {} elements, local sum {:.2f} ms, inter-node {:.2f} ms (encode {:.2f}, "
-                "decode {:.2f}), result {:.2f} ms",
-                name(), k, count, Ms(t1 - t0).count(), Ms(t2 - t1).count(), stats.encode_seconds * 1e3,
-                stats.decode_seconds * 1e3, Ms(Clock::now() - t2).count());
+  // "gap": from the previous operation's completion to this one's start (the trainers' turnaround:
+  // completion wake-up, their own work, submission, the daemon's wake-up).
+  spdlog::debug("group {}: allreduce {}: {} elements, gap {:.2f} ms, local sum {:.2f} ms, inter-node {:.2f} ms "
+                "(encode {:.2f}, decode {:.2f}), result {:.2f} ms",
+                name(), k, count, last_done_ == Clock::time_point{} ? 0.0 : Ms(t0 - last_done_).count(),
+                Ms(t1 - t0).count(), Ms(t2 - t1).count(), stats.encode_seconds * 1e3, stats.decode_seconds * 1e3,
+                Ms(Clock::now() - t2).count());
+  last_done_ = Clock::now();
   {
     std::lock_guard lock(mutex_);
     CodecStats& cs = codec_stats_[std::string(kernels::codec_name(options.scatter_codec)) + "/" +

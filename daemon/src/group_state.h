@@ -114,6 +114,7 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   std::deque<std::string> errors_;
   std::atomic<bool> worker_done_{false};
   std::vector<float> acc_;  // used by whoever executes (executing_)
+  std::chrono::steady_clock::time_point last_done_;  // likewise: for the debug timing line
   std::thread worker_;
 };
 

@@ -176,6 +176,7 @@ int trainer(int argc, char** argv) {
   a.count = count;
   a.scatter_codec = a.gather_codec = codec;
   a.timeout_ms = 120000;
+  a.op = arg(argc, argv, "--op", "sum") == "mean" ? TERN_MEAN : TERN_SUM;  // tern-bench's default is sum
   // Filled once: refilling 64 MiB per iteration on every node would skew when the nodes enter each
   // allreduce, and that wait would be timed too (the mean keeps the values bounded in place).
   for (std::size_t j = 0; j < count; ++j)
