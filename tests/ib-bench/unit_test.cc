@@ -2,6 +2,7 @@
 // host lists, slow-link flags, verbs formatting helpers, UCX resource parsing, the command line.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <sstream>
 
 #include "allpairs/allpairs.h"
@@ -211,6 +212,17 @@ TEST(Verbs, FormattingHelpers) {
   EXPECT_EQ(format_guid(htobe64(0x0c42a10300102b3cULL)), "0c42:a103:0010:2b3c");
   const std::uint8_t gid[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x02, 0x02, 0xc9, 0xff, 0xfe, 0, 0, 0x01};
   EXPECT_EQ(format_gid(gid), "fe80:0000:0000:0000:0202:c9ff:fe00:0001");
+}
+
+TEST(Verbs, BothNoDeviceOutcomes) {
+  const Status enosys = device_list_outcome(true, ENOSYS, 0);  // kernel without RDMA
+  EXPECT_TRUE(is_no_rdma(enosys));
+  EXPECT_NE(enosys.message().find("this kernel has no RDMA support"), std::string::npos) << enosys.message();
+  const Status empty = device_list_outcome(false, 0, 0);       // RDMA kernel, no adapter
+  EXPECT_TRUE(is_no_rdma(empty));
+  EXPECT_NE(empty.message().find("no adapter found"), std::string::npos) << empty.message();
+  EXPECT_TRUE(is_no_rdma(device_list_outcome(true, EACCES, 0)));
+  EXPECT_TRUE(device_list_outcome(false, 0, 2).is_ok());
 }
 
 TEST(Verbs, NoDeviceIsAClearErrorNotACrash) {

@@ -101,19 +101,18 @@ struct UcxEngine::State {
 
   ucp_request_param_t send_param(ucp_send_nbx_callback_t cb, void* user_data) const {
     ucp_request_param_t p{};
-    p.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_MEMORY_TYPE;
+    p.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
     p.cb.send = cb;
     p.user_data = user_data;
-    p.memory_type = memory_type;
+    set_memory_type(p, memory_type);
     return p;
   }
   ucp_request_param_t recv_param(ucp_tag_recv_nbx_callback_t cb, void* user_data, ucp_tag_recv_info_t* info) const {
     ucp_request_param_t p{};
-    p.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_MEMORY_TYPE |
-                     UCP_OP_ATTR_FIELD_RECV_INFO;
+    p.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_RECV_INFO;
     p.cb.recv = cb;
     p.user_data = user_data;
-    p.memory_type = memory_type;
+    set_memory_type(p, memory_type);
     p.recv_info.tag_info = info;
     return p;
   }
@@ -121,8 +120,20 @@ struct UcxEngine::State {
   // Control messages (END, ACK) live in host memory whatever --mem says.
   ucp_request_param_t host_send_param(Flag* f) const {
     ucp_request_param_t p = send_param(on_send_flag, f);
-    p.memory_type = UCS_MEMORY_TYPE_HOST;
+    set_memory_type(p, UCS_MEMORY_TYPE_HOST);
     return p;
+  }
+
+  // CUDA buffers are declared (UCX skips detecting them); host buffers are left to UCX, as
+  // ucx_perftest does: declaring them changes UCX 1.13's multi-lane rendezvous over TCP, which
+  // then stalls in ping-pong (found by `lat -s 1M` with tcp/lo + tcp/eth0).
+  static void set_memory_type(ucp_request_param_t& p, ucs_memory_type_t type) {
+    if (type == UCS_MEMORY_TYPE_HOST) {
+      p.op_attr_mask &= ~static_cast<std::uint32_t>(UCP_OP_ATTR_FIELD_MEMORY_TYPE);
+      return;
+    }
+    p.op_attr_mask |= UCP_OP_ATTR_FIELD_MEMORY_TYPE;
+    p.memory_type = type;
   }
 
   // Posts a send completing `f`; false (and f->status) on an immediate error.
@@ -139,7 +150,7 @@ struct UcxEngine::State {
   Status recv_flag(void* data, std::size_t length, ucp_tag_t tag, ucp_tag_t mask, Flag* f, ucp_tag_recv_info_t* info,
                    bool host) {
     ucp_request_param_t p = recv_param(on_recv_flag, f, info);
-    if (host) p.memory_type = UCS_MEMORY_TYPE_HOST;
+    if (host) set_memory_type(p, UCS_MEMORY_TYPE_HOST);
     const ucs_status_ptr_t r = ucp_tag_recv_nbx(w(), data, length, tag, mask, &p);
     if (r == nullptr) {
       f->done = true;
@@ -436,15 +447,13 @@ Status UcxEngine::lat_responder(std::size_t bytes, void* send_buffer, void* recv
   Flag recv, send;
   ucp_tag_recv_info_t info{};
   const ucp_request_param_t sp = st.send_param(on_send_flag, &send);
-  TERN_CHECK(st.recv_flag(recv_buffer, bytes, kTagData, kMaskDataOrEnd, &recv, &info, false));
   for (;;) {
+    recv = Flag{};
+    TERN_CHECK(st.recv_flag(recv_buffer, bytes, kTagData, kMaskDataOrEnd, &recv, &info, false));
     while (!recv.done)
       if (ucp_worker_progress(worker) == 0 && watchdog.expired()) return timeout("lat responder");
     if (recv.status != UCS_OK) return ucx_failed("UCX receive (ping) failed", recv.status);
     if (recv.tag == kTagEnd) return Status::ok();
-    // The next ping can only come after this pong: its receive goes first.
-    recv = Flag{};
-    TERN_CHECK(st.recv_flag(recv_buffer, bytes, kTagData, kMaskDataOrEnd, &recv, &info, false));
     send = Flag{};
     TERN_CHECK(st.send_flag(send_buffer, bytes, kTagData, &send, sp));
     while (!send.done)

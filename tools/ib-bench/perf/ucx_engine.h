@@ -63,8 +63,7 @@ class UcxEngine {
   /// Latency initiator: `iterations` ping-pongs (or for `duration_s`), one-way times in µs.
   Result<std::vector<double>> lat_initiator(std::size_t bytes, std::uint64_t iterations, double duration_s, void* send_buffer,
                                             void* recv_buffer, Deadline deadline);
-  /// Latency responder: answers every ping until the initiator's END, keeping the receive for
-  /// the next ping posted before it sends the pong (so the ping never arrives unexpected).
+  /// Latency responder: answers every ping until the initiator's END.
   Status lat_responder(std::size_t bytes, void* send_buffer, void* recv_buffer, Deadline deadline);
 
   /// Flushes and closes the endpoint (both sides call it; bounded by the deadline).

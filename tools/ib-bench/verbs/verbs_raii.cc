@@ -19,23 +19,30 @@ void report_destroy_failure(const char* what, int rc) {
 }
 }  // namespace detail
 
-Result<DeviceList> DeviceList::get() {
-  int count = 0;
-  errno = 0;
-  ibv_device** list = ibv_get_device_list(&count);
-  if (list == nullptr) {
-    const int err = errno;
+Status device_list_outcome(bool list_is_null, int err, int count) {
+  if (list_is_null) {
     if (err == ENOSYS)
       return unavailable(fmt::format("{}: this kernel has no RDMA support (ibv_get_device_list: {})", kNoRdmaDevices,
                                      std::strerror(err)));
     return unavailable(fmt::format("{}: ibv_get_device_list failed: {}", kNoRdmaDevices,
                                    err != 0 ? std::strerror(err) : "unknown error"));
   }
-  if (count == 0) {
-    ibv_free_device_list(list);
+  if (count <= 0)
     return unavailable(fmt::format("{}: no adapter found (load its driver, e.g. modprobe mlx5_ib, and ib_uverbs; "
                                    "`ib-bench check` lists what is missing)",
                                    kNoRdmaDevices));
+  return Status::ok();
+}
+
+Result<DeviceList> DeviceList::get() {
+  int count = 0;
+  errno = 0;
+  ibv_device** list = ibv_get_device_list(&count);
+  const int err = errno;
+  Status outcome = device_list_outcome(list == nullptr, err, count);
+  if (!outcome) {
+    if (list != nullptr) ibv_free_device_list(list);
+    return outcome;
   }
   return DeviceList(list, count);
 }

@@ -18,6 +18,11 @@ inline constexpr std::string_view kNoRdmaDevices = "no RDMA devices";
 /// Whether `status` is the "no RDMA devices" error.
 bool is_no_rdma(const Status& status);
 
+/// What ibv_get_device_list's outcome means: OK when it listed devices; otherwise the "no RDMA
+/// devices: ..." error for a NULL list (`err`: its errno; ENOSYS = kernel without RDMA) or an
+/// empty one. Pure, so both no-device cases are tested on any machine.
+Status device_list_outcome(bool list_is_null, int err, int count);
+
 namespace detail {
 void report_destroy_failure(const char* what, int rc);
 template <typename T, int (*Destroy)(T*)>
