@@ -25,7 +25,7 @@ Usage: $prog [options]
   --rate R          link rate of a new cluster (default 1gbit)
   --prefix P        cluster prefix (default ttrain); a running cluster with it is used as is,
                     otherwise one is created and removed at exit
-  --run-timeout S   limit per run in seconds (default 240)
+  --run-timeout S   limit per run in seconds (default 480)
   -h, --help
 Needs root (network namespaces). Exit status: non-zero if a run failed or replicas disagreed.
 EOF
@@ -35,7 +35,7 @@ die() { echo "$prog: $*" >&2; exit 1; }
 
 cmdline=$(printf '%q ' "$0" "$@"); cmdline=${cmdline% }
 build=$root/build/default out=$root/build/demo/training runs=gloo,fp32,bf16,terngrad,ternary-ef,sign-ef
-epochs=8 n="" rate=1gbit prefix=ttrain run_timeout=240
+epochs=8 n="" rate=1gbit prefix=ttrain run_timeout=480
 while [ $# -gt 0 ]; do
   case $1 in
     -h|--help) usage; exit 0 ;;
