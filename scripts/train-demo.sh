@@ -83,7 +83,7 @@ stop_pids() {  # TERM, then KILL after ~3 s, for the given pids
   for ((i = 0; i < 30; i++)); do
     local alive=0
     for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive -eq 0 ] && return 0
+    [ "$alive" -eq 0 ] && return 0
     sleep 0.1
   done
   for p in "$@"; do kill -KILL "$p" 2>/dev/null || true; done
@@ -94,9 +94,9 @@ cleanup() {
   [ -t 1 ] && printf '\n'
   stop_pids "${trainer_pids[@]}"
   stop_pids "${ternd_pids[@]}"
-  if [ $created_cluster -eq 1 ]; then "$cluster" --prefix "$prefix" down >/dev/null 2>&1 || true; fi
+  if [ "$created_cluster" -eq 1 ]; then "$cluster" --prefix "$prefix" down >/dev/null 2>&1 || true; fi
   rm -rf "$work"
-  exit $rc
+  exit "$rc"
 }
 trap cleanup EXIT
 trap 'echo "$prog: interrupted, tearing down" >&2; exit 130' INT TERM
@@ -130,7 +130,8 @@ fi
 
 # One run: a trainer per node, rank 0's progress file shown as one updating line.
 run_one() {
-  local idx=$1 name=$2 label port=$((29600 + idx)) k
+  local idx=$1 name=$2 label k
+  local port=$((29600 + idx))
   local args=(--epochs "$epochs" --port "$port" --master 10.77.0.1 --progress "$work/progress")
   if [ "$name" = gloo ]; then label=gloo; args+=(--comm gloo); else label=tern-$name; args+=(--comm tern --codec "$name"); fi
   rm -f "$work/progress"
