@@ -1,6 +1,9 @@
 // ternd under failure: a trainer that dies, hostile frames, a daemon that stops, another uid.
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -9,6 +12,7 @@
 
 #include "daemon_test_util.h"
 #include "tern/daemon/protocol.h"
+#include "tern/daemon/ring.h"
 #include "tern/tern.h"
 
 namespace tern::daemon::test {
@@ -137,6 +141,60 @@ TEST(DaemonFailure, MalformedFramesDisconnectOnlyThatClient) {
   EXPECT_EQ(t1.wait(30s), 0) << t1.output().substr(0, 200);
   const std::string status = daemon->status_json();
   EXPECT_NE(status.find("\"protocol_errors\":4"), std::string::npos) << status;
+}
+
+// Sends `frame` with `fds` attached (SCM_RIGHTS).
+bool send_with_fds(int sock, const std::vector<std::uint8_t>& frame, const std::vector<int>& fds) {
+  iovec iov{const_cast<std::uint8_t*>(frame.data()), frame.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 3)] = {};
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+  std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  return ::sendmsg(sock, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(frame.size());
+}
+
+// A client that hands over a ring and then corrupts it (or never seals it) is disconnected.
+TEST(DaemonFailure, HostileRingsAreRefused) {
+  TempDir dir;
+  const std::string sock = dir.path() + "/t.sock";
+  TestDaemon daemon(test_config(sock));
+  const std::uint32_t cap = 16;
+  for (bool seal : {false, true}) {
+    const int fd = ::memfd_create("hostile", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(ring::ring_bytes(cap))), 0);
+    if (seal) {
+      ASSERT_EQ(::fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+    }
+    void* base = ::mmap(nullptr, ring::ring_bytes(cap), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ASSERT_NE(base, MAP_FAILED);
+    ASSERT_TRUE(ring::RingView::initialize(base, ring::ring_bytes(cap), cap).is_ok());
+    const int doorbell = ::eventfd(0, EFD_CLOEXEC), completion = ::eventfd(0, EFD_CLOEXEC);
+    const int conn = raw_connect(sock);
+    ASSERT_GE(conn, 0);
+    protocol::Hello hello{0, cap, ring::ring_bytes(cap), 1};
+    ASSERT_TRUE(send_with_fds(conn, protocol::encode_request(hello, 3), {fd, doorbell, completion}));
+    if (seal) {
+      // The hello is accepted (a reply arrives); then the submission tail jumps far ahead.
+      std::uint8_t header[protocol::kHeaderBytes];
+      ASSERT_EQ(::recv(conn, header, sizeof header, MSG_WAITALL), static_cast<ssize_t>(sizeof header));
+      static_cast<ring::Header*>(base)->sq_tail = 1000;
+      const std::uint64_t one = 1;
+      ASSERT_EQ(::write(doorbell, &one, sizeof one), 8);
+    }
+    EXPECT_TRUE(closed_by_peer(conn, std::chrono::seconds(5))) << (seal ? "corrupt ring" : "unsealed ring");
+    for (int x : {conn, fd, doorbell, completion}) ::close(x);
+    ::munmap(base, ring::ring_bytes(cap));
+  }
+  const std::string status = daemon->status_json();
+  EXPECT_NE(status.find("not sealed against shrinking"), std::string::npos) << status;
+  EXPECT_NE(status.find("entries ahead of the head"), std::string::npos) << status;
 }
 
 TEST(DaemonFailure, StopFailsPendingOpsAndClientsCanReconnect) {
