@@ -65,7 +65,8 @@ Status GroupState::add_member(const std::shared_ptr<Session>& session, std::uint
                             " seed=" + std::to_string(params_.seed));
   const int first = params_.node_rank * params_.local_size;
   if (rank < first || rank >= first + params_.local_size)
-    return invalid_argument("group " + name() + ": rank " + std::to_string(rank) + " cannot be on this node, which holds ranks " +
+    return invalid_argument("group " + name() + ": rank " + std::to_string(rank) +
+                            " cannot be on this node, which holds ranks " +
                             std::to_string(first) + ".." + std::to_string(first + params_.local_size - 1) +
                             " (trainers of a node must hold consecutive ranks)");
   if (!failed_.is_ok()) return failed_;
@@ -159,7 +160,8 @@ void GroupState::reply_join(const Status& status) {
     m.join_replied = true;
     protocol::Reply body;
     body.u32 = m.handle;
-    if (auto session = m.session.lock()) session->send_reply(protocol::encode_reply(protocol::MessageType::kGroupJoin, status, body));
+    if (auto session = m.session.lock())
+      session->send_reply(protocol::encode_reply(protocol::MessageType::kGroupJoin, status, body));
   }
 }
 
@@ -190,7 +192,8 @@ Status GroupState::form() {
                      std::to_string(params_.node_rank * params_.local_size + static_cast<int>(i));
       return Status(StatusCode::kTimeout, "group " + name() + ": " + std::to_string(joined_) + " of " +
                                               std::to_string(params_.local_size) +
-                                              " local trainers joined before the deadline (missing: rank " + missing + ")");
+                                              " local trainers joined before the deadline (missing: rank " +
+                                              missing + ")");
     }
   }
   spdlog::info("group {}: all {} local trainers joined; forming the inter-node group (node {} of {})", name(),

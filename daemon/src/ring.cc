@@ -7,7 +7,9 @@
 namespace tern::daemon::ring {
 namespace {
 
-std::uint32_t load(std::uint32_t& v) noexcept { return std::atomic_ref<std::uint32_t>(v).load(std::memory_order_acquire); }
+std::uint32_t load(std::uint32_t& v) noexcept {
+  return std::atomic_ref<std::uint32_t>(v).load(std::memory_order_acquire);
+}
 void store(std::uint32_t& v, std::uint32_t x) noexcept {
   std::atomic_ref<std::uint32_t>(v).store(x, std::memory_order_release);
 }

@@ -207,7 +207,8 @@ Status Session::on_hello(const protocol::Hello& hello, std::vector<UniqueFd> fds
   if (hello_done_) return corrupt_data("a second hello");
   if (hello.abi_version != kAbiVersion) {
     reply(MessageType::kHello, invalid_argument("libtern ABI " + std::to_string(hello.abi_version) +
-                                                " is not served by this ternd (ABI " + std::to_string(kAbiVersion) + ")"));
+                                                " is not served by this ternd (ABI " +
+                                                std::to_string(kAbiVersion) + ")"));
     return Status::ok();
   }
   if (hello.ring_capacity != 0) {
@@ -319,7 +320,8 @@ void Session::on_doorbell() {
 Status Session::dispatch(const ring::Submission& s) {
   auto g = groups_.find(s.group_handle);
   if (g == groups_.end())
-    return invalid_argument("allreduce: group handle " + std::to_string(s.group_handle) + " is not one of this client's");
+    return invalid_argument("allreduce: group handle " + std::to_string(s.group_handle) +
+                            " is not one of this client's");
   if (s.dtype > static_cast<std::uint8_t>(kernels::DType::kBf16))
     return invalid_argument("allreduce: unknown dtype " + std::to_string(s.dtype));
   if (s.op > static_cast<std::uint8_t>(collective::ReduceOp::kMean))
@@ -335,7 +337,8 @@ Status Session::dispatch(const ring::Submission& s) {
   if (gpu) {
     auto c = cuda_.find(s.memory_id);
     if (c == cuda_.end())
-      return invalid_argument("allreduce: GPU registration " + std::to_string(s.memory_id) + " is not one of this client's");
+      return invalid_argument("allreduce: GPU registration " + std::to_string(s.memory_id) +
+                              " is not one of this client's");
     cuda = c->second;
   } else {
     auto a = arenas_.find(s.memory_id);
@@ -347,7 +350,8 @@ Status Session::dispatch(const ring::Submission& s) {
   const std::size_t size = gpu ? cuda->size() : arena->size();
   if (s.count == 0 || s.count > size / elem || s.offset > size - s.count * elem)
     return out_of_range("allreduce: " + std::to_string(s.count) + " elements of " + std::to_string(elem) +
-                        " bytes at offset " + std::to_string(s.offset) + " do not fit in " + (gpu ? "GPU buffer " : "arena ") +
+                        " bytes at offset " + std::to_string(s.offset) + " do not fit in " +
+                        (gpu ? "GPU buffer " : "arena ") +
                         std::to_string(s.memory_id) + " of " + std::to_string(size) + " bytes");
   if (s.offset % elem != 0) return invalid_argument("allreduce: buffer offset is not aligned to its element size");
   OpRequest op;

@@ -23,7 +23,8 @@ Result<std::shared_ptr<SharedMapping>> SharedMapping::map(UniqueFd fd, std::size
     return corrupt_data(w + " is " + std::to_string(size) + " bytes, expected " + std::to_string(min_bytes) +
                         (max_bytes != min_bytes ? " to " + std::to_string(max_bytes) : std::string()));
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
-  if (p == MAP_FAILED) return corrupt_data(w + ": mmap of " + std::to_string(size) + " bytes failed: " + std::strerror(errno));
+  if (p == MAP_FAILED)
+    return corrupt_data(w + ": mmap of " + std::to_string(size) + " bytes failed: " + std::strerror(errno));
   return std::shared_ptr<SharedMapping>(new SharedMapping(static_cast<std::uint8_t*>(p), size));
 }
 

@@ -125,7 +125,8 @@ tern_status_t tern_group_join(tern_client_t* client, const tern_unique_id_t* id,
                                              std::to_string(config->struct_size) + ", expected " +
                                              std::to_string(sizeof(tern_group_config_t)));
     const std::size_t len = strnlen(id->text, TERN_UNIQUE_ID_MAX);
-    if (len == TERN_UNIQUE_ID_MAX) return fail(TERN_INVALID_ARGUMENT, "tern_group_join: the unique id is not terminated");
+    if (len == TERN_UNIQUE_ID_MAX)
+      return fail(TERN_INVALID_ARGUMENT, "tern_group_join: the unique id is not terminated");
     if (config->nranks < 1 || config->local_size < 1 || config->nranks % config->local_size != 0 ||
         config->rank < 0 || config->rank >= config->nranks)
       return fail(TERN_INVALID_ARGUMENT, "tern_group_join: rank " + std::to_string(config->rank) + ", nranks " +

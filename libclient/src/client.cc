@@ -91,7 +91,8 @@ Result<std::unique_ptr<Client>> Client::connect(const std::string& socket_path) 
   c->socket_path_ = socket_path;
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof addr.sun_path) return invalid_argument("socket path " + socket_path + " is too long");
+  if (socket_path.size() >= sizeof addr.sun_path)
+    return invalid_argument("socket path " + socket_path + " is too long");
   std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
   c->socket_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (c->socket_ < 0) return unavailable_from_errno("socket()");
@@ -160,7 +161,8 @@ Result<protocol::Reply> Client::call(const protocol::Request& request, const int
   const auto deadline = Clock::now() + timeout;
   std::uint8_t header_bytes[protocol::kHeaderBytes];
   TERN_CHECK(recv_exact(socket_, header_bytes, sizeof header_bytes, deadline));
-  TERN_ASSIGN_OR_RETURN(protocol::FrameHeader header, protocol::decode_header(header_bytes, protocol::kMaxPayloadBytes));
+  TERN_ASSIGN_OR_RETURN(protocol::FrameHeader header,
+                        protocol::decode_header(header_bytes, protocol::kMaxPayloadBytes));
   std::vector<std::uint8_t> payload(header.payload_bytes);
   TERN_CHECK(recv_exact(socket_, payload.data(), payload.size(), deadline));
   TERN_ASSIGN_OR_RETURN(protocol::Reply reply, protocol::decode_reply(type, header, payload));

@@ -50,7 +50,8 @@ void print_human(const nlohmann::json& j) {
       std::cout << "    rank " << m.value("rank", 0) << ": " << (m.value("present", false) ? "present" : "absent")
                 << ", pid " << m.value("pid", 0) << ", " << m.value("queued", 0) << " queued\n";
     for (const auto& [codec, s] : g.at("codecs").items())
-      std::cout << "    " << codec << ": " << s.value("ops", 0) << " ops, out " << human_bytes(s.value("bytes_out", 0.0))
+      std::cout << "    " << codec << ": " << s.value("ops", 0) << " ops, out "
+                << human_bytes(s.value("bytes_out", 0.0))
                 << ", in " << human_bytes(s.value("bytes_in", 0.0)) << "\n";
     if (g.contains("failure")) std::cout << "    failure: " << g.value("failure", "") << "\n";
     for (const auto& e : g.at("errors")) std::cout << "    error: " << e.get<std::string>() << "\n";
