@@ -136,7 +136,7 @@ median() { tr ' ' '\n' | grep -v '^$' | grep -v nan | sort -g | awk '{a[NR]=$1} 
 echo "$prog: $("$bench" --version 2>/dev/null | tail -1 | sed 's/^/ib-bench /'), ucx $(ucx_info -v 2>/dev/null | awk '/^# Version/ {print $3; exit}'), UCX_TLS=$UCX_TLS, bw window $window, $reps repetitions"
 echo "$prog: command: $cmdline"
 echo "$prog: load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-declare -A results=()
+declare -A results=() pair=()
 for w in ${where//,/ }; do
   if [ "$w" = cluster ]; then
     "$cluster" --prefix "$prefix" up -n 2 --rate "$rate" >/dev/null
@@ -152,11 +152,15 @@ for w in ${where//,/ }; do
         for tool in "${order[@]}"; do
           v=$(measure "$tool" "$test" "$w" "$size") || v="nan nan"
           [ -n "$v" ] || v="nan nan"
+          pair[$tool]=${v%% *}
           key="$w|$test|$size|$tool"
           results[$key]="${results[$key]:-} ${v%% *}"
           results[$key.2]="${results[$key.2]:-} ${v##* }"
           echo "  rep $rep $w $test $size $tool: $v" >&2
         done
+        # The two tools ran back to back: their ratio shares the machine's load at that moment.
+        r=$(awk -v a="${pair[ib-bench]}" -v b="${pair[ucx_perftest]}" 'BEGIN {if (a != "nan" && b > 0) printf "%.4f", a / b; else print "nan"}')
+        results["$w|$test|$size|pairs"]="${results["$w|$test|$size|pairs"]:-} $r"
       done
     done
   done
@@ -164,8 +168,8 @@ for w in ${where//,/ }; do
 done
 echo "$prog: load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-printf '| %-8s | %-4s | %-5s | %-28s | %-28s | %-6s |\n' where test size "ucx_perftest" "ib-bench" ratio
-printf '|%s|%s|%s|%s|%s|%s|\n' ---------- ------ ------- ------------------------------ ------------------------------ --------
+printf '| %-8s | %-4s | %-5s | %-28s | %-28s | %-6s | %-12s |\n' where test size "ucx_perftest" "ib-bench" ratio "paired ratio"
+printf '|%s|%s|%s|%s|%s|%s|%s|\n' ---------- ------ ------- ------------------------------ ------------------------------ -------- --------------
 for w in ${where//,/ }; do
   for test in bw lat; do
     sizes=$bw_sizes; [ $test = lat ] && sizes=$lat_sizes
@@ -175,15 +179,18 @@ for w in ${where//,/ }; do
       u2=$(echo "${results["$w|$test|$size|ucx_perftest.2"]}" | median)
       i2=$(echo "${results["$w|$test|$size|ib-bench.2"]}" | median)
       ratio=$(awk -v a="$i" -v b="$u" 'BEGIN {if (b > 0) printf "%.3f", a / b; else print "nan"}')
+      paired=$(echo "${results["$w|$test|$size|pairs"]}" | median)
+      paired=$(awk -v p="$paired" 'BEGIN {if (p == "nan") print p; else printf "%.3f", p}')
       if [ $test = bw ]; then
         us=$(printf '%.1f MB/s' "$u"); is=$(printf '%.1f MB/s (peak %.0f)' "$i" "$i2")
       else
         us=$(printf '%.2f us (avg %.2f)' "$u" "$u2"); is=$(printf '%.2f us (avg %.2f)' "$i" "$i2")
       fi
-      printf '| %-8s | %-4s | %-5s | %-28s | %-28s | %-6s |\n' "$w" "$test" "$size" "$us" "$is" "$ratio"
+      printf '| %-8s | %-4s | %-5s | %-28s | %-28s | %-6s | %-12s |\n' "$w" "$test" "$size" "$us" "$is" "$ratio" "$paired"
     done
   done
 done
 echo
-echo "ratio = ib-bench / ucx_perftest of the medians (bw: MB/s, higher is better; lat: median one-way us, lower is better)."
+echo "ratio = ib-bench / ucx_perftest of the medians; paired ratio = median over repetitions of the ratio of the two"
+echo "back-to-back runs (robust when the machine's load drifts). bw: MB/s, higher is better; lat: median one-way us, lower is better."
 echo "done when: bw ratio >= 0.90, lat ratio <= 1.20."
