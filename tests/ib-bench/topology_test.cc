@@ -2,6 +2,7 @@
 // for the layouts), and from hand-built models for the classes the files don't reach.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <map>
 
 #include "topo/hwloc_loader.h"
@@ -79,6 +80,11 @@ TEST(TopologyXml, BadFilesAreErrors) {
 }
 
 TEST(TopologyThisMachine, Loads) {
+#if defined(__SANITIZE_ADDRESS__)
+  // hwloc's pci plugin (libpciaccess) leaks its global state and is unloaded before LeakSanitizer
+  // reports, so the leak cannot be suppressed by name: skip that one plugin under ASan.
+  setenv("HWLOC_COMPONENTS", "-pci", 1);
+#endif
   auto t = load_topology();
   ASSERT_TRUE(t.is_ok()) << t.status().to_string();
   EXPECT_GE(t->numa_nodes.size(), 1u);
