@@ -105,6 +105,16 @@ void Daemon::Impl::record_error(const std::string& message) {
   if (recent_errors.size() > kMaxRecentErrors) recent_errors.pop_front();
 }
 
+std::vector<std::shared_ptr<GroupState>> Daemon::Impl::take_all_groups() {
+  std::vector<std::shared_ptr<GroupState>> all;
+  std::lock_guard lock(mutex);
+  for (auto& [key, group] : groups) all.push_back(std::move(group));
+  groups.clear();
+  for (auto& group : retired) all.push_back(std::move(group));
+  retired.clear();
+  return all;
+}
+
 void Daemon::Impl::accept_next() {
   acceptor.async_accept([self = shared_from_this()](const boost::system::error_code& ec,
                                                     asio::local::stream_protocol::socket socket) {
@@ -315,14 +325,7 @@ Daemon::~Daemon() {
   // what they hold.
   impl_->io.restart();
   impl_->io.run();
-  std::vector<std::shared_ptr<GroupState>> groups;
-  {
-    std::lock_guard lock(impl_->mutex);
-    for (auto& [k, g] : impl_->groups) groups.push_back(std::move(g));
-    impl_->groups.clear();
-    for (auto& g : impl_->retired) groups.push_back(std::move(g));
-    impl_->retired.clear();
-  }
+  std::vector<std::shared_ptr<GroupState>> groups = impl_->take_all_groups();
   groups.clear();  // joins the workers
   impl_->io.restart();
   impl_->io.poll();  // replies the workers posted before they ended
@@ -340,14 +343,7 @@ Status Daemon::run() {
   impl_->on_tick();
   impl_->io.run();
   // Join every group worker: they finish promptly once failed (stop() failed them all).
-  std::vector<std::shared_ptr<GroupState>> groups;
-  {
-    std::lock_guard lock(impl_->mutex);
-    for (auto& [k, g] : impl_->groups) groups.push_back(std::move(g));
-    impl_->groups.clear();
-    for (auto& g : impl_->retired) groups.push_back(std::move(g));
-    impl_->retired.clear();
-  }
+  std::vector<std::shared_ptr<GroupState>> groups = impl_->take_all_groups();
   groups.clear();
   impl_->last_progress_ns = 0;
   spdlog::info("ternd stopped: {}", impl_->stop_reason);

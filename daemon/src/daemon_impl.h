@@ -48,6 +48,8 @@ struct Daemon::Impl : std::enable_shared_from_this<Daemon::Impl> {
 
   // io thread:
   void accept_next();
+  /// Removes every group (live and retired) under the lock; dropping the result joins their workers.
+  std::vector<std::shared_ptr<GroupState>> take_all_groups();
   void on_tick();
   void session_closed(std::uint64_t id);
   void shutdown_on_io_thread();

@@ -15,21 +15,10 @@
 #include <vector>
 
 #include "tern/transport/group.h"
+#include "transport/group/group_test_util.h"
 
 namespace tern::transport {
 namespace {
-
-std::uint16_t free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 GroupOptions test_options() {
   GroupOptions o;
@@ -60,7 +49,7 @@ enum class Victim { kNone, kKill, kStop };
 // kills or stops it). Returns each rank's report line (the victim's is empty when signalled).
 std::vector<std::string> run(int n, Victim victim, int victim_rank, std::size_t count,
                              std::chrono::milliseconds op_timeout) {
-  auto id = UniqueId::generate("127.0.0.1", free_port());
+  auto id = UniqueId::generate("127.0.0.1", testing::free_loopback_port());
   EXPECT_TRUE(id.is_ok());
   std::vector<Child> children;
   for (int r = 0; r < n; ++r) {

@@ -17,6 +17,7 @@
 #include "kernels/codec_test_util.h"
 #include "tern/transport/collective_reference.h"
 #include "tern/transport/group.h"
+#include "transport/group/group_test_util.h"
 
 namespace tern::transport {
 namespace {
@@ -27,18 +28,6 @@ using kernels::Codec;
 using kernels::DType;
 
 constexpr std::uint64_t kSeed = 0x7e57'5eedull;
-
-std::uint16_t unused_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 std::uint64_t fnv1a(const std::uint8_t* data, std::size_t n) {
   std::uint64_t h = 1469598103934665603ull;
@@ -75,7 +64,7 @@ GroupOptions group_options() {
 
 // Forks n ranks that run `plan` in order; returns each rank's output: one hash per line, or "err ...".
 std::vector<std::string> run_plan(int n, const std::vector<PlannedOp>& plan) {
-  auto id = UniqueId::generate("127.0.0.1", unused_port());
+  auto id = UniqueId::generate("127.0.0.1", testing::free_loopback_port());
   EXPECT_TRUE(id.is_ok());
   std::vector<std::pair<pid_t, int>> children;
   for (int r = 0; r < n; ++r) {
