@@ -12,7 +12,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class FakeRoot : public ::testing::Test {
+class IbBenchFakeRoot : public ::testing::Test {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/ib-bench-doctor-XXXXXX";
@@ -59,7 +59,7 @@ class FakeRoot : public ::testing::Test {
   DoctorInputs in_;
 };
 
-TEST_F(FakeRoot, GpuDirectModule) {
+TEST_F(IbBenchFakeRoot, GpuDirectModule) {
   write("proc/modules", "nvidia_uvm 1 0 - Live 0x0\nnvidia 2 1 nvidia_uvm, Live 0x0\n");
   CheckResult r = check_gpudirect_rdma(in_);
   EXPECT_EQ(r.status, CheckStatus::kFail);
@@ -73,7 +73,7 @@ TEST_F(FakeRoot, GpuDirectModule) {
   EXPECT_EQ(check_gpudirect_rdma(in_).status, CheckStatus::kPass);
 }
 
-TEST_F(FakeRoot, DmaBuf) {
+TEST_F(IbBenchFakeRoot, DmaBuf) {
   write("proc/sys/kernel/osrelease", "5.4.0-150-generic\n");
   EXPECT_EQ(check_dmabuf(in_).status, CheckStatus::kWarn);
   write("proc/sys/kernel/osrelease", "6.5.0-35-generic\n");
@@ -86,7 +86,7 @@ TEST_F(FakeRoot, DmaBuf) {
   EXPECT_EQ(r.status, CheckStatus::kPass) << r.message;
 }
 
-TEST(Doctor, Memlock) {
+TEST(IbBenchDoctor, Memlock) {
   EXPECT_EQ(check_memlock({true, 0}).status, CheckStatus::kPass);
   const CheckResult low = check_memlock({false, 8u << 20});
   EXPECT_EQ(low.status, CheckStatus::kFail);
@@ -94,7 +94,7 @@ TEST(Doctor, Memlock) {
   EXPECT_EQ(check_memlock({false, 16ull << 30}).status, CheckStatus::kWarn);
 }
 
-TEST(Doctor, UcxTransportsAndMemoryTypes) {
+TEST(IbBenchDoctor, UcxTransportsAndMemoryTypes) {
   UcxFacts tcp{"1.13.1", {"self/memory0", "tcp/lo", "sysv/memory"}, {"host"}};
   EXPECT_EQ(check_ucx_transports(tcp).status, CheckStatus::kFail);
   UcxFacts ib{"1.16.0", {"tcp/ib0", "rc_mlx5/mlx5_0:1", "dc_mlx5/mlx5_0:1"}, {"host", "cuda", "cuda_managed"}};
@@ -106,7 +106,7 @@ TEST(Doctor, UcxTransportsAndMemoryTypes) {
   EXPECT_EQ(check_ucx_memory_types(ib, true).status, CheckStatus::kPass);
 }
 
-TEST_F(FakeRoot, Hugepages) {
+TEST_F(IbBenchFakeRoot, Hugepages) {
   write("proc/meminfo", "MemTotal: 100 kB\nHugePages_Total:       0\nHugepagesize:       2048 kB\n");
   write("sys/kernel/mm/transparent_hugepage/enabled", "always madvise [never]\n");
   EXPECT_EQ(check_hugepages(in_).status, CheckStatus::kWarn);
@@ -118,7 +118,7 @@ TEST_F(FakeRoot, Hugepages) {
   EXPECT_NE(r.message.find("1024 hugepages of 2048 kB"), std::string::npos) << r.message;
 }
 
-TEST_F(FakeRoot, RdmaPorts) {
+TEST_F(IbBenchFakeRoot, RdmaPorts) {
   CheckResult r = check_rdma_ports(in_);
   EXPECT_EQ(r.status, CheckStatus::kFail);
   EXPECT_NE(r.message.find("no RDMA devices"), std::string::npos);
@@ -137,7 +137,7 @@ TEST_F(FakeRoot, RdmaPorts) {
   EXPECT_NE(r.fix.find("cables"), std::string::npos) << r.fix;
 }
 
-TEST_F(FakeRoot, Iommu) {
+TEST_F(IbBenchFakeRoot, Iommu) {
   write("proc/cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/sda1\n");
   EXPECT_EQ(check_iommu(in_).status, CheckStatus::kPass);  // no /sys/class/iommu entries
   fs::create_directories(root_ / "sys/class/iommu/dmar0");
@@ -148,7 +148,7 @@ TEST_F(FakeRoot, Iommu) {
   EXPECT_EQ(check_iommu(in_).status, CheckStatus::kPass);
 }
 
-TEST_F(FakeRoot, PciAcs) {
+TEST_F(IbBenchFakeRoot, PciAcs) {
   EXPECT_EQ(check_pci_acs(in_).status, CheckStatus::kPass);
   bridge("0000:01:00.0", 0x0000);
   bridge("0000:02:00.0", 0x0001);  // source validation only: harmless
@@ -165,7 +165,7 @@ TEST_F(FakeRoot, PciAcs) {
   EXPECT_EQ(check_pci_acs(in_).status, CheckStatus::kWarn);
 }
 
-TEST_F(FakeRoot, WholeDoctorOnAHealthyGpuNode) {
+TEST_F(IbBenchFakeRoot, WholeDoctorOnAHealthyGpuNode) {
   write("proc/modules", "nvidia_peermem 1 0 - Live 0x0\nnvidia 2 1 nvidia_peermem, Live 0x0\n");
   write("proc/sys/kernel/osrelease", "6.8.0\n");
   write("proc/driver/nvidia/version", "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  560.35\n");
@@ -190,7 +190,7 @@ TEST_F(FakeRoot, WholeDoctorOnAHealthyGpuNode) {
   EXPECT_NE(format_checks(broken).find("[FAIL] gpudirect-rdma"), std::string::npos);
 }
 
-TEST(Doctor, RealMachineAnswersEveryCheck) {
+TEST(IbBenchDoctor, RealMachineAnswersEveryCheck) {
   // The real tree: whatever the machine has, the doctor answers every check without crashing.
   DoctorInputs real;
   const auto results = run_doctor(real);

@@ -17,7 +17,7 @@
 namespace tern::ibbench {
 namespace {
 
-class Loopback : public ::testing::Test {
+class IbBenchLoopback : public ::testing::Test {
  protected:
   static void SetUpTestSuite() { setenv("UCX_TLS", "tcp,self", 1); }  // before any UCX context
 
@@ -53,7 +53,7 @@ class Loopback : public ::testing::Test {
   }
 };
 
-TEST_F(Loopback, BandwidthUnidirectional) {
+TEST_F(IbBenchLoopback, BandwidthUnidirectional) {
   const std::uint16_t port = free_port();
   auto [s, c] = run(config(TestKind::kBw, true, port), config(TestKind::kBw, false, port));
   ASSERT_TRUE(c.is_ok()) << c.status().to_string();
@@ -78,7 +78,7 @@ TEST_F(Loopback, BandwidthUnidirectional) {
   EXPECT_EQ(j["results"].size(), 3u);
 }
 
-TEST_F(Loopback, BandwidthBidirectionalByDuration) {
+TEST_F(IbBenchLoopback, BandwidthBidirectionalByDuration) {
   const std::uint16_t port = free_port();
   SessionConfig server = config(TestKind::kBw, true, port), client = config(TestKind::kBw, false, port);
   for (SessionConfig* c : {&server, &client}) {
@@ -95,7 +95,7 @@ TEST_F(Loopback, BandwidthBidirectionalByDuration) {
   EXPECT_GT(c->bw[0].bw_avg_mbs, 0.0);
 }
 
-TEST_F(Loopback, Latency) {
+TEST_F(IbBenchLoopback, Latency) {
   const std::uint16_t port = free_port();
   auto [s, c] = run(config(TestKind::kLat, true, port), config(TestKind::kLat, false, port));
   ASSERT_TRUE(c.is_ok()) << c.status().to_string();
@@ -114,7 +114,7 @@ TEST_F(Loopback, Latency) {
 
 // Rendezvous-sized ping-pong over both TCP lanes (tcp/lo + tcp/eth0): declaring host memory
 // types to UCX 1.13 made this stall; it must finish well inside the deadline.
-TEST_F(Loopback, LatencyLargeMessages) {
+TEST_F(IbBenchLoopback, LatencyLargeMessages) {
   const std::uint16_t port = free_port();
   SessionConfig server = config(TestKind::kLat, true, port), client = config(TestKind::kLat, false, port);
   for (SessionConfig* c : {&server, &client}) {
@@ -129,7 +129,7 @@ TEST_F(Loopback, LatencyLargeMessages) {
   EXPECT_EQ(c->lat[1].iterations, 300u);
 }
 
-TEST_F(Loopback, DifferentOptionsAreRefusedNamingTheField) {
+TEST_F(IbBenchLoopback, DifferentOptionsAreRefusedNamingTheField) {
   const std::uint16_t port = free_port();
   SessionConfig server = config(TestKind::kBw, true, port), client = config(TestKind::kBw, false, port);
   client.perf.window = 32;
@@ -140,7 +140,7 @@ TEST_F(Loopback, DifferentOptionsAreRefusedNamingTheField) {
   EXPECT_NE(s.status().message().find("differ"), std::string::npos) << s.status().to_string();
 }
 
-TEST_F(Loopback, ClientWithoutServerTimesOut) {
+TEST_F(IbBenchLoopback, ClientWithoutServerTimesOut) {
   SessionConfig client = config(TestKind::kLat, false, free_port());
   client.timeout_s = 0.5;
   const auto start = Clock::now();
@@ -162,7 +162,7 @@ void send_raw(std::uint16_t port, const std::string& bytes) {
   ::close(fd);
 }
 
-TEST_F(Loopback, ControlChannelRejectsBadFrames) {
+TEST_F(IbBenchLoopback, ControlChannelRejectsBadFrames) {
   auto listener = ControlListener::listen("127.0.0.1", 0);
   ASSERT_TRUE(listener.is_ok());
   // A header announcing 16 MiB (an HTTP client, a port scanner): refused without allocating it.

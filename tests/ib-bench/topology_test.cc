@@ -13,7 +13,7 @@ namespace {
 
 std::string topology_file(const char* name) { return std::string(IB_BENCH_TOPOLOGIES) + "/" + name; }
 
-TEST(TopologyXml, TwoSocketEightGpuFourNic) {
+TEST(IbBenchTopologyXml, TwoSocketEightGpuFourNic) {
   auto t = load_topology(topology_file("two-socket-8gpu-4nic.xml"));
   ASSERT_TRUE(t.is_ok()) << t.status().to_string();
   EXPECT_EQ(t->packages, 2);
@@ -53,7 +53,7 @@ TEST(TopologyXml, TwoSocketEightGpuFourNic) {
   EXPECT_EQ(j["gpus"][2]["paths"]["mlx5_2"], "cross-socket");
 }
 
-TEST(TopologyXml, SimpleHostBridge) {
+TEST(IbBenchTopologyXml, SimpleHostBridge) {
   auto t = load_topology(topology_file("simple-1gpu-1nic.xml"));
   ASSERT_TRUE(t.is_ok()) << t.status().to_string();
   ASSERT_EQ(t->gpus.size(), 1u);
@@ -65,7 +65,7 @@ TEST(TopologyXml, SimpleHostBridge) {
   EXPECT_EQ(affinity[0].path.bridges, 2);  // each device's root port
 }
 
-TEST(TopologyXml, NoGpuNoNic) {
+TEST(IbBenchTopologyXml, NoGpuNoNic) {
   auto t = load_topology(topology_file("no-gpu-vm.xml"));
   ASSERT_TRUE(t.is_ok()) << t.status().to_string();
   EXPECT_TRUE(t->gpus.empty());
@@ -74,12 +74,12 @@ TEST(TopologyXml, NoGpuNoNic) {
   EXPECT_NE(format_topology(*t, {}).find("GPUs: none found"), std::string::npos);
 }
 
-TEST(TopologyXml, BadFilesAreErrors) {
+TEST(IbBenchTopologyXml, BadFilesAreErrors) {
   EXPECT_EQ(load_topology("/nonexistent/topology.xml").status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(load_topology(topology_file("make_topologies.py")).status().code(), StatusCode::kInvalidArgument);
 }
 
-TEST(TopologyThisMachine, Loads) {
+TEST(IbBenchTopologyThisMachine, Loads) {
 #if defined(__SANITIZE_ADDRESS__)
   // hwloc's pci plugin (libpciaccess) leaks its global state and is unloaded before LeakSanitizer
   // reports, so the leak cannot be suppressed by name: skip that one plugin under ASan.
@@ -100,7 +100,7 @@ IoDevice device(std::string name, std::vector<PciHop> path, int numa, int packag
   return d;
 }
 
-TEST(Classify, EveryClass) {
+TEST(IbBenchClassify, EveryClass) {
   const PciHop hb0{true, "hostbridge 0000:[00-3f]"}, hb1{true, "hostbridge 0000:[40-7f]"};
   const PciHop sw_up{false, "0000:01:00.0"}, down_a{false, "0000:02:00.0"}, down_b{false, "0000:02:01.0"};
   const IoDevice gpu = device("gpu", {down_a, sw_up, hb0}, 0, 0);
@@ -113,7 +113,7 @@ TEST(Classify, EveryClass) {
   EXPECT_EQ(path_between(gpu, device("n", {hb1}, -1, -1)).path_class, PathClass::kCrossSocket);  // unknown locality
 }
 
-TEST(Classify, EquallyCloseNicsShareTheGpus) {
+TEST(IbBenchClassify, EquallyCloseNicsShareTheGpus) {
   Topology t;
   const PciHop hb0{true, "hb0"}, hb1{true, "hb1"}, hb2{true, "hb2"};
   t.nics = {device("mlx5_0", {hb1}, 0, 0), device("mlx5_1", {hb2}, 0, 0)};

@@ -21,7 +21,7 @@
 namespace tern::ibbench {
 namespace {
 
-TEST(Sizes, ParsesSuffixesAndRejectsGarbage) {
+TEST(IbBenchSizes, ParsesSuffixesAndRejectsGarbage) {
   EXPECT_EQ(*parse_size("4096"), 4096u);
   EXPECT_EQ(*parse_size("64K"), 65536u);
   EXPECT_EQ(*parse_size("64k"), 65536u);
@@ -31,7 +31,7 @@ TEST(Sizes, ParsesSuffixesAndRejectsGarbage) {
     EXPECT_EQ(parse_size(bad).status().code(), StatusCode::kInvalidArgument) << bad;
 }
 
-TEST(Sizes, ListsKeepOrderAndRejectDuplicates) {
+TEST(IbBenchSizes, ListsKeepOrderAndRejectDuplicates) {
   auto l = parse_size_list("8, 4K,1M");
   ASSERT_TRUE(l.is_ok());
   EXPECT_EQ(*l, (std::vector<std::size_t>{8, 4096, 1048576}));
@@ -39,7 +39,7 @@ TEST(Sizes, ListsKeepOrderAndRejectDuplicates) {
   EXPECT_FALSE(parse_size_list(",,").is_ok());
 }
 
-TEST(Sizes, AllIsPerftestSweep) {
+TEST(IbBenchSizes, AllIsPerftestSweep) {
   const auto all = all_power_of_two_sizes();
   ASSERT_EQ(all.size(), 23u);
   EXPECT_EQ(all.front(), 2u);
@@ -58,7 +58,7 @@ PerfOptions bw_options() {
   return o;
 }
 
-TEST(Options, JsonRoundTripIsIdentical) {
+TEST(IbBenchOptions, JsonRoundTripIsIdentical) {
   PerfOptions o = bw_options();
   o.bidirectional = true;
   o.transport = TransportKind::kVerbs;
@@ -69,7 +69,7 @@ TEST(Options, JsonRoundTripIsIdentical) {
   EXPECT_EQ(to_json(*back), to_json(o));
 }
 
-TEST(Options, DifferencesNameEveryField) {
+TEST(IbBenchOptions, DifferencesNameEveryField) {
   PerfOptions a = bw_options();
   PerfOptions b = a;
   b.sizes = {4096};
@@ -80,7 +80,7 @@ TEST(Options, DifferencesNameEveryField) {
   EXPECT_NE(diff[1].find("window: 16 here, 64 on the peer"), std::string::npos) << diff[1];
 }
 
-TEST(Options, ValidateRejectsInconsistentSets) {
+TEST(IbBenchOptions, ValidateRejectsInconsistentSets) {
   PerfOptions o = bw_options();
   EXPECT_TRUE(validate(o).is_ok());
   o.duration_s = 1;  // both iterations and duration
@@ -97,7 +97,7 @@ TEST(Options, ValidateRejectsInconsistentSets) {
   EXPECT_FALSE(validate(o).is_ok());
 }
 
-TEST(Options, PeerJsonIsCheckedField_by_field) {
+TEST(IbBenchOptions, PeerJsonIsCheckedField_by_field) {
   nlohmann::json j = to_json(bw_options());
   j["window"] = "lots";
   EXPECT_EQ(perf_options_from_json(j).status().code(), StatusCode::kCorruptData);
@@ -110,7 +110,7 @@ TEST(Options, PeerJsonIsCheckedField_by_field) {
   EXPECT_FALSE(perf_options_from_json(nlohmann::json::array()).is_ok());
 }
 
-TEST(Stats, BandwidthUsesMebibytesAndBestInterval) {
+TEST(IbBenchStats, BandwidthUsesMebibytesAndBestInterval) {
   // 1000 messages of 1 MiB in 2 s: 500 MB/s average; one interval ran at 800 MB/s.
   const std::vector<Checkpoint> cps{{0, 0.0}, {400, 0.5}, {1000, 2.0}};
   const BwRow r = bw_row(1 << 20, 1000, 2.0, cps);
@@ -128,7 +128,7 @@ TEST(Stats, BandwidthUsesMebibytesAndBestInterval) {
   EXPECT_EQ(both.iterations, 2000u);
 }
 
-TEST(Stats, LatencyPercentilesAreNearestRank) {
+TEST(IbBenchStats, LatencyPercentilesAreNearestRank) {
   std::vector<double> s;
   for (int i = 1000; i >= 1; --i) s.push_back(i);  // 1..1000 µs, unsorted
   const LatRow r = lat_row(8, s);
@@ -144,7 +144,7 @@ TEST(Stats, LatencyPercentilesAreNearestRank) {
   EXPECT_EQ(lat_row(8, none).iterations, 0u);
 }
 
-TEST(Table, PerftestColumns) {
+TEST(IbBenchTable, PerftestColumns) {
   EXPECT_EQ(bw_header(), " #bytes     #iterations    BW peak[MB/sec]    BW average[MB/sec]   MsgRate[Mpps]");
   const std::string line = bw_line({65536, 5000, 11024.334, 11019.2, 0.176307});
   EXPECT_EQ(line, " 65536      5000           11024.33           11019.20             0.176307");
@@ -157,7 +157,7 @@ TEST(Table, PerftestColumns) {
   EXPECT_EQ(text_table({{"a", "bb"}, {"ccc", "d"}}), "a    bb\nccc  d\n");
 }
 
-TEST(Hex, RoundTripAndBadInput) {
+TEST(IbBenchHex, RoundTripAndBadInput) {
   const std::vector<std::byte> v{std::byte{0}, std::byte{0xab}, std::byte{0xff}};
   EXPECT_EQ(to_hex(v), "00abff");
   EXPECT_EQ(*from_hex("00ABff"), v);
@@ -165,7 +165,7 @@ TEST(Hex, RoundTripAndBadInput) {
   EXPECT_EQ(from_hex("zz").status().code(), StatusCode::kCorruptData);
 }
 
-TEST(AllPairs, HostListsAndFiles) {
+TEST(IbBenchAllPairs, HostListsAndFiles) {
   auto h = parse_hosts("10.77.0.1, 10.77.0.2:19000,[fe80::1]:99", 18515);
   ASSERT_TRUE(h.is_ok()) << h.status().to_string();
   ASSERT_EQ(h->size(), 3u);
@@ -183,7 +183,7 @@ TEST(AllPairs, HostListsAndFiles) {
   EXPECT_FALSE(parse_hosts("a:70000,b", 1).is_ok());  // bad port
 }
 
-TEST(AllPairs, FlagsLinksBelowThresholdAndFailures) {
+TEST(IbBenchAllPairs, FlagsLinksBelowThresholdAndFailures) {
   AllPairsReport r;
   r.threshold_pct = 80;
   r.hosts = {{"a", 1}, {"b", 1}, {"c", 1}};
@@ -201,7 +201,7 @@ TEST(AllPairs, FlagsLinksBelowThresholdAndFailures) {
   EXPECT_NE(text.find("FAILED c:1 -> b:1: refused"), std::string::npos) << text;
 }
 
-TEST(Verbs, FormattingHelpers) {
+TEST(IbBenchVerbs, FormattingHelpers) {
   EXPECT_EQ(port_state_name(4), "ACTIVE");
   EXPECT_EQ(port_state_name(2), "INIT");
   EXPECT_EQ(phys_state_name(5), "LinkUp");
@@ -214,7 +214,7 @@ TEST(Verbs, FormattingHelpers) {
   EXPECT_EQ(format_gid(gid), "fe80:0000:0000:0000:0202:c9ff:fe00:0001");
 }
 
-TEST(Verbs, BothNoDeviceOutcomes) {
+TEST(IbBenchVerbs, BothNoDeviceOutcomes) {
   const Status enosys = device_list_outcome(true, ENOSYS, 0);  // kernel without RDMA
   EXPECT_TRUE(is_no_rdma(enosys));
   EXPECT_NE(enosys.message().find("this kernel has no RDMA support"), std::string::npos) << enosys.message();
@@ -225,7 +225,7 @@ TEST(Verbs, BothNoDeviceOutcomes) {
   EXPECT_TRUE(device_list_outcome(false, 0, 2).is_ok());
 }
 
-TEST(Verbs, NoDeviceIsAClearErrorNotACrash) {
+TEST(IbBenchVerbs, NoDeviceIsAClearErrorNotACrash) {
   // This machine's kernel has no RDMA; on one with devices the list is simply not empty.
   auto devices = list_devices();
   if (devices.is_ok()) {
@@ -237,7 +237,7 @@ TEST(Verbs, NoDeviceIsAClearErrorNotACrash) {
   EXPECT_FALSE(is_no_rdma(unavailable("no GPU")));
 }
 
-TEST(Doctor, ParsesUcxResourceLines) {
+TEST(IbBenchDoctor, ParsesUcxResourceLines) {
   const char* info =
       "#      resource 0  :  md 0  dev 0  flags -- self/memory0\n"
       "#      resource 1  :  md 1  dev 1  flags -- tcp/lo\n"
@@ -246,7 +246,7 @@ TEST(Doctor, ParsesUcxResourceLines) {
   EXPECT_EQ(parse_ucx_resources(info), (std::vector<std::string>{"self/memory0", "tcp/lo", "rc_mlx5/mlx5_0:1"}));
 }
 
-TEST(Json, ErrorDocument) {
+TEST(IbBenchJson, ErrorDocument) {
   const nlohmann::json j = error_json("bw", Status(StatusCode::kTimeout, "peer gone"), 1);
   EXPECT_EQ(j["tool"], "ib-bench");
   EXPECT_EQ(j["command"], "bw");
@@ -269,7 +269,7 @@ CliRun cli(const std::vector<const char*>& args) {
   return {code, out.str(), err.str()};
 }
 
-TEST(Cli, BadOptionsAreUsageErrors) {
+TEST(IbBenchCli, BadOptionsAreUsageErrors) {
   for (const auto& args : std::vector<std::vector<const char*>>{
            {},                                           // no subcommand
            {"frobnicate"},                               // unknown subcommand
@@ -298,7 +298,7 @@ TEST(Cli, BadOptionsAreUsageErrors) {
   }
 }
 
-TEST(Cli, HelpAndVersionSucceed) {
+TEST(IbBenchCli, HelpAndVersionSucceed) {
   const CliRun help = cli({"--help"});
   EXPECT_EQ(help.code, 0);
   for (const char* cmd : {"devices", "topo", "check", "bw", "lat", "all-pairs", "Exit codes"})
@@ -309,7 +309,7 @@ TEST(Cli, HelpAndVersionSucceed) {
   EXPECT_NE(version.out.find(std::string(ib_bench_version())), std::string::npos);
 }
 
-TEST(Cli, NoDevicesExitCode) {
+TEST(IbBenchCli, NoDevicesExitCode) {
   const CliRun r = cli({"devices"});
   if (r.code == kExitOk) GTEST_SKIP() << "this machine has RDMA devices";
   EXPECT_EQ(r.code, kExitNoRdma) << r.err;
@@ -326,7 +326,7 @@ TEST(Cli, NoDevicesExitCode) {
   EXPECT_TRUE(doc["devices"].empty());
 }
 
-TEST(Cli, CudaMemoryWithoutGpuIsUnavailable) {
+TEST(IbBenchCli, CudaMemoryWithoutGpuIsUnavailable) {
   const CliRun r = cli({"bw", "--server", "--mem", "cuda", "--timeout", "1"});
   if (r.code == kExitError && r.err.find("timed out") != std::string::npos) GTEST_SKIP() << "a GPU is present";
   EXPECT_EQ(r.code, kExitUnavailable) << r.err;
