@@ -30,9 +30,11 @@ class IbBenchFakeRoot : public ::testing::Test {
   void write_bytes(const std::string& rel, const std::vector<unsigned char>& bytes) {
     const fs::path p = root_ / rel;
     fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    std::ofstream(p, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
   }
-  void port(const std::string& dev, int n, const std::string& state, const std::string& phys, const std::string& layer) {
+  void port(const std::string& dev, int n, const std::string& state, const std::string& phys,
+            const std::string& layer) {
     const std::string base = "sys/class/infiniband/" + dev + "/ports/" + std::to_string(n) + "/";
     write(base + "state", state + "\n");
     write(base + "phys_state", phys + "\n");

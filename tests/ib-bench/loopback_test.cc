@@ -44,7 +44,8 @@ class IbBenchLoopback : public ::testing::Test {
   }
 
   // Runs both sides; returns {server, client}.
-  std::pair<Result<SessionReport>, Result<SessionReport>> run(const SessionConfig& server, const SessionConfig& client) {
+  std::pair<Result<SessionReport>, Result<SessionReport>> run(const SessionConfig& server,
+                                                              const SessionConfig& client) {
     Result<SessionReport> s = internal_error("not run");
     std::thread t([&] { s = run_session(server, {}); });
     Result<SessionReport> c = run_session(client, {});

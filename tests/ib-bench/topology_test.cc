@@ -32,7 +32,7 @@ TEST(IbBenchTopologyXml, TwoSocketEightGpuFourNic) {
   const auto affinity = classify(*t);
   ASSERT_EQ(affinity.size(), 8u);
   const std::vector<std::pair<std::string, std::string>> expected{
-      {"mlx5_0", "PIX"}, {"mlx5_0", "PIX"}, {"mlx5_1", "PXB"}, {"mlx5_1", "PXB"},
+      {"mlx5_0", "PIX"}, {"mlx5_0", "PIX"}, {"mlx5_1", "PXB"},  {"mlx5_1", "PXB"},
       {"mlx5_2", "PIX"}, {"mlx5_2", "PIX"}, {"mlx5_3", "NODE"}, {"mlx5_3", "NODE"}};
   for (std::size_t g = 0; g < 8; ++g) {
     ASSERT_NE(affinity[g].nic, nullptr);
@@ -105,7 +105,9 @@ TEST(IbBenchClassify, EveryClass) {
   const PciHop sw_up{false, "0000:01:00.0"}, down_a{false, "0000:02:00.0"}, down_b{false, "0000:02:01.0"};
   const IoDevice gpu = device("gpu", {down_a, sw_up, hb0}, 0, 0);
   EXPECT_EQ(path_between(gpu, device("n", {down_b, sw_up, hb0}, 0, 0)).nccl, "PIX");
-  EXPECT_EQ(path_between(gpu, device("n", {{false, "0000:05:00.0"}, {false, "0000:04:00.0"}, down_b, sw_up, hb0}, 0, 0)).nccl, "PXB");
+  EXPECT_EQ(
+      path_between(gpu, device("n", {{false, "0000:05:00.0"}, {false, "0000:04:00.0"}, down_b, sw_up, hb0}, 0, 0)).nccl,
+      "PXB");
   EXPECT_EQ(path_between(gpu, device("n", {{false, "0000:00:02.0"}, hb0}, 0, 0)).path_class, PathClass::kHostBridge);
   EXPECT_EQ(path_between(gpu, device("n", {hb1}, 0, 0)).path_class, PathClass::kNumaNode);
   EXPECT_EQ(path_between(gpu, device("n", {hb1}, 1, 0)).path_class, PathClass::kCrossNuma);  // SNC: same socket

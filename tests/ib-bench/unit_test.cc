@@ -149,11 +149,12 @@ TEST(IbBenchTable, PerftestColumns) {
   const std::string line = bw_line({65536, 5000, 11024.334, 11019.2, 0.176307});
   EXPECT_EQ(line, " 65536      5000           11024.33           11019.20             0.176307");
   const std::string lh = lat_header();
-  for (const char* col : {"#bytes", "#iterations", "t_min[usec]", "t_max[usec]", "t_typical[usec]", "t_avg[usec]", "t_stdev[usec]",
-                          "99% percentile[usec]", "99.9% percentile[usec]"})
+  for (const char* col : {"#bytes", "#iterations", "t_min[usec]", "t_max[usec]", "t_typical[usec]", "t_avg[usec]",
+                          "t_stdev[usec]", "99% percentile[usec]", "99.9% percentile[usec]"})
     EXPECT_NE(lh.find(col), std::string::npos) << col;
   EXPECT_EQ(lat_line({2, 1000, 1.01, 3.44, 1.03, 1.05, 0.07, 1.14, 3.44}),
-            " 2       1000         1.01           3.44           1.03             1.05           0.07             1.14                   3.44");
+            " 2       1000         1.01           3.44           1.03             1.05           0.07             1.14 "
+            "                  3.44");
   EXPECT_EQ(text_table({{"a", "bb"}, {"ccc", "d"}}), "a    bb\nccc  d\n");
 }
 
@@ -187,13 +188,13 @@ TEST(IbBenchAllPairs, FlagsLinksBelowThresholdAndFailures) {
   AllPairsReport r;
   r.threshold_pct = 80;
   r.hosts = {{"a", 1}, {"b", 1}, {"c", 1}};
-  r.pairs = {{0, 1, 1000, 0, {}, false}, {1, 0, 990, 0, {}, false}, {0, 2, 1010, 0, {}, false},
+  r.pairs = {{0, 1, 1000, 0, {}, false}, {1, 0, 990, 0, {}, false},  {0, 2, 1010, 0, {}, false},
              {2, 0, 700, 0, {}, false},  {1, 2, 1000, 0, {}, false}, {2, 1, 0, 0, "refused", false}};
   flag_slow_links(r);
   EXPECT_DOUBLE_EQ(r.median_mbs, 1000);  // of 700, 990, 1000, 1000, 1010
   EXPECT_EQ(r.slow_links, 2u);
-  EXPECT_TRUE(r.pairs[3].slow);   // 700 < 0.8 * 1000
-  EXPECT_TRUE(r.pairs[5].slow);   // failed
+  EXPECT_TRUE(r.pairs[3].slow);  // 700 < 0.8 * 1000
+  EXPECT_TRUE(r.pairs[5].slow);  // failed
   EXPECT_FALSE(r.pairs[0].slow);
   EXPECT_DOUBLE_EQ(median({3, 1, 2, 4}), 2.5);
   const std::string text = format_all_pairs(r);
@@ -218,7 +219,7 @@ TEST(IbBenchVerbs, BothNoDeviceOutcomes) {
   const Status enosys = device_list_outcome(true, ENOSYS, 0);  // kernel without RDMA
   EXPECT_TRUE(is_no_rdma(enosys));
   EXPECT_NE(enosys.message().find("this kernel has no RDMA support"), std::string::npos) << enosys.message();
-  const Status empty = device_list_outcome(false, 0, 0);       // RDMA kernel, no adapter
+  const Status empty = device_list_outcome(false, 0, 0);  // RDMA kernel, no adapter
   EXPECT_TRUE(is_no_rdma(empty));
   EXPECT_NE(empty.message().find("no adapter found"), std::string::npos) << empty.message();
   EXPECT_TRUE(is_no_rdma(device_list_outcome(true, EACCES, 0)));
@@ -271,23 +272,23 @@ CliRun cli(const std::vector<const char*>& args) {
 
 TEST(IbBenchCli, BadOptionsAreUsageErrors) {
   for (const auto& args : std::vector<std::vector<const char*>>{
-           {},                                           // no subcommand
-           {"frobnicate"},                               // unknown subcommand
-           {"bw", "--bogus"},                            // unknown option
-           {"bw"},                                       // neither --server nor a host
-           {"bw", "--server", "host"},                   // both
-           {"bw", "h", "-s", "12X"},                     // bad size
-           {"bw", "h", "-s", "4K", "--sizes", "8,16"},   // exclusive
-           {"bw", "h", "-n", "10", "-D", "1"},           // exclusive
-           {"bw", "h", "--mem", "flash"},                // not a choice
-           {"bw", "h", "--transport", "carrier-pigeon"}, // not a choice
-           {"bw", "h", "-t", "0"},                       // window out of range
-           {"lat", "h", "-b"},                           // bw only
-           {"lat", "h", "-p", "70000"},                  // port out of range
+           {},                                            // no subcommand
+           {"frobnicate"},                                // unknown subcommand
+           {"bw", "--bogus"},                             // unknown option
+           {"bw"},                                        // neither --server nor a host
+           {"bw", "--server", "host"},                    // both
+           {"bw", "h", "-s", "12X"},                      // bad size
+           {"bw", "h", "-s", "4K", "--sizes", "8,16"},    // exclusive
+           {"bw", "h", "-n", "10", "-D", "1"},            // exclusive
+           {"bw", "h", "--mem", "flash"},                 // not a choice
+           {"bw", "h", "--transport", "carrier-pigeon"},  // not a choice
+           {"bw", "h", "-t", "0"},                        // window out of range
+           {"lat", "h", "-b"},                            // bw only
+           {"lat", "h", "-p", "70000"},                   // port out of range
            {"topo", "--xml", "/nonexistent.xml"},
-           {"all-pairs"},                                // neither --serve nor hosts
-           {"all-pairs", "--hosts", "a"},                // one host
-           {"all-pairs", "--serve", "--hosts", "a,b"},   // exclusive
+           {"all-pairs"},                               // neither --serve nor hosts
+           {"all-pairs", "--hosts", "a"},               // one host
+           {"all-pairs", "--serve", "--hosts", "a,b"},  // exclusive
        }) {
     const CliRun r = cli(args);
     std::string shown;

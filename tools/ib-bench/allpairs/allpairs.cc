@@ -62,7 +62,8 @@ Result<std::vector<HostPort>> parse_hosts(std::string_view text, std::uint16_t d
     if (!seen.insert(hp.label()).second) return invalid_argument("host " + hp.label() + " listed twice");
     hosts.push_back(hp);
   }
-  if (hosts.size() < 2) return invalid_argument(fmt::format("all-pairs needs at least two hosts (got {})", hosts.size()));
+  if (hosts.size() < 2)
+    return invalid_argument(fmt::format("all-pairs needs at least two hosts (got {})", hosts.size()));
   return hosts;
 }
 
@@ -88,7 +89,8 @@ void flag_slow_links(AllPairsReport& report) {
 namespace {
 
 Result<nlohmann::json> request(const HostPort& agent, const nlohmann::json& message, double timeout_s) {
-  TERN_ASSIGN_OR_RETURN(ControlChannel ch, ControlChannel::connect(agent.host, agent.port, deadline_in(std::min(timeout_s, 10.0))));
+  TERN_ASSIGN_OR_RETURN(ControlChannel ch,
+                        ControlChannel::connect(agent.host, agent.port, deadline_in(std::min(timeout_s, 10.0))));
   TERN_CHECK(ch.send(message, deadline_in(timeout_s)));
   TERN_ASSIGN_OR_RETURN(nlohmann::json reply, ch.receive(deadline_in(timeout_s)));
   TERN_CHECK(peer_error(reply, "agent " + agent.label()));
@@ -103,7 +105,8 @@ double pair_timeout(const AllPairsConfig& c) {
 
 }  // namespace
 
-Result<AllPairsReport> run_all_pairs(const AllPairsConfig& config, const std::function<void(const PairResult&)>& progress) {
+Result<AllPairsReport> run_all_pairs(const AllPairsConfig& config,
+                                     const std::function<void(const PairResult&)>& progress) {
   TERN_CHECK(validate(config.perf));
   AllPairsReport report;
   report.hosts = config.hosts;
@@ -111,8 +114,10 @@ Result<AllPairsReport> run_all_pairs(const AllPairsConfig& config, const std::fu
   report.perf = config.perf;
   for (const HostPort& h : config.hosts) {
     auto pong = request(h, {{"type", "ping"}}, 10);
-    if (!pong) return Status(pong.status().code(), fmt::format("agent {} does not answer (start `ib-bench all-pairs --serve` there): {}",
-                                                               h.label(), pong.status().message()));
+    if (!pong)
+      return Status(pong.status().code(),
+                    fmt::format("agent {} does not answer (start `ib-bench all-pairs --serve` there): {}", h.label(),
+                                pong.status().message()));
   }
   const double timeout = pair_timeout(config);
   for (std::size_t i = 0; i < config.hosts.size(); ++i) {
@@ -120,8 +125,11 @@ Result<AllPairsReport> run_all_pairs(const AllPairsConfig& config, const std::fu
       if (i == j) continue;
       PairResult pr{i, j, 0, 0, {}, false};
       auto reply = request(config.hosts[i],
-                           {{"type", "measure"}, {"target", config.hosts[j].host}, {"port", config.hosts[j].port},
-                            {"options", to_json(config.perf)}, {"timeout_s", config.timeout_s}},
+                           {{"type", "measure"},
+                            {"target", config.hosts[j].host},
+                            {"port", config.hosts[j].port},
+                            {"options", to_json(config.perf)},
+                            {"timeout_s", config.timeout_s}},
                            timeout);
       if (!reply) {
         pr.error = reply.status().message();
@@ -131,7 +139,8 @@ Result<AllPairsReport> run_all_pairs(const AllPairsConfig& config, const std::fu
         // The largest size decides the link's bandwidth.
         const nlohmann::json* largest = nullptr;
         for (const nlohmann::json& row : (*reply)["rows"])
-          if (largest == nullptr || row.value("bytes", std::size_t{0}) > largest->value("bytes", std::size_t{0})) largest = &row;
+          if (largest == nullptr || row.value("bytes", std::size_t{0}) > largest->value("bytes", std::size_t{0}))
+            largest = &row;
         pr.bw_avg_mbs = largest->value("bw_avg_mbs", 0.0);
         pr.bw_peak_mbs = largest->value("bw_peak_mbs", 0.0);
       }
@@ -148,7 +157,8 @@ Status serve_agent(const std::string& bind_address, std::uint16_t port, double i
   const double idle = idle_timeout_s > 0 ? idle_timeout_s : 3600;
   char hostname[256] = {};
   (void)gethostname(hostname, sizeof hostname - 1);
-  std::fprintf(stderr, "ib-bench all-pairs agent on %s port %u (idle timeout %.0f s)\n", hostname, listener.port(), idle);
+  std::fprintf(stderr, "ib-bench all-pairs agent on %s port %u (idle timeout %.0f s)\n", hostname, listener.port(),
+               idle);
   for (;;) {
     auto ch = listener.accept(deadline_in(idle));
     if (!ch) {
@@ -171,7 +181,9 @@ Status serve_agent(const std::string& bind_address, std::uint16_t port, double i
       config.server = true;
       config.timeout_s = timeout_s;
       auto served = serve_client(*ch, *first, nullptr, config, {});
-      if (!served) std::fprintf(stderr, "ib-bench all-pairs agent: serving %s: %s\n", ch->peer().c_str(), served.status().to_string().c_str());
+      if (!served)
+        std::fprintf(stderr, "ib-bench all-pairs agent: serving %s: %s\n", ch->peer().c_str(),
+                     served.status().to_string().c_str());
     } else if (type == "measure") {
       SessionConfig config;
       auto perf = perf_options_from_json(first->value("options", nlohmann::json::object()));
@@ -193,8 +205,10 @@ Status serve_agent(const std::string& bind_address, std::uint16_t port, double i
         for (const BwRow& r : measured->bw) rows.push_back(bw_row_to_json(r));
         (void)ch->send({{"type", "result"}, {"rows", rows}, {"lanes", measured->lanes}}, deadline_in(10));
       } else {
-        std::fprintf(stderr, "ib-bench all-pairs agent: measuring to %s: %s\n", target.c_str(), measured.status().to_string().c_str());
-        (void)ch->send({{"error", fmt::format("{} -> {}: {}", hostname, target, measured.status().message())}}, deadline_in(10));
+        std::fprintf(stderr, "ib-bench all-pairs agent: measuring to %s: %s\n", target.c_str(),
+                     measured.status().to_string().c_str());
+        (void)ch->send({{"error", fmt::format("{} -> {}: {}", hostname, target, measured.status().message())}},
+                       deadline_in(10));
       }
     } else {
       (void)ch->send({{"error", "unknown request '" + type + "'"}}, deadline_in(10));
@@ -208,8 +222,11 @@ nlohmann::json to_json(const AllPairsReport& r) {
   for (const HostPort& h : r.hosts) hosts.push_back(h.label());
   nlohmann::json pairs = nlohmann::json::array();
   for (const PairResult& p : r.pairs) {
-    nlohmann::json e = {{"from", r.hosts[p.from].label()}, {"to", r.hosts[p.to].label()}, {"bw_avg_mbs", p.bw_avg_mbs},
-                        {"bw_peak_mbs", p.bw_peak_mbs}, {"slow", p.slow}};
+    nlohmann::json e = {{"from", r.hosts[p.from].label()},
+                        {"to", r.hosts[p.to].label()},
+                        {"bw_avg_mbs", p.bw_avg_mbs},
+                        {"bw_peak_mbs", p.bw_peak_mbs},
+                        {"slow", p.slow}};
     e["error"] = p.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.error);
     pairs.push_back(e);
   }
@@ -223,9 +240,11 @@ nlohmann::json to_json(const AllPairsReport& r) {
 }
 
 std::string format_all_pairs(const AllPairsReport& r) {
-  const std::string size = r.perf.sizes.empty() ? "?" : format_size(*std::max_element(r.perf.sizes.begin(), r.perf.sizes.end()));
-  std::string out = fmt::format("BW average [MB/sec], size {} (row: sender, column: receiver; * below {:g}% of the median)\n", size,
-                                r.threshold_pct);
+  const std::string size =
+      r.perf.sizes.empty() ? "?" : format_size(*std::max_element(r.perf.sizes.begin(), r.perf.sizes.end()));
+  std::string out =
+      fmt::format("BW average [MB/sec], size {} (row: sender, column: receiver; * below {:g}% of the median)\n", size,
+                  r.threshold_pct);
   std::vector<std::vector<std::string>> rows;
   std::vector<std::string> header{"from \\ to"};
   for (const HostPort& h : r.hosts) header.push_back(h.label());
@@ -237,10 +256,14 @@ std::string format_all_pairs(const AllPairsReport& r) {
         row.push_back("-");
         continue;
       }
-      const auto it = std::find_if(r.pairs.begin(), r.pairs.end(), [&](const PairResult& p) { return p.from == i && p.to == j; });
-      if (it == r.pairs.end()) row.push_back("?");
-      else if (!it->error.empty()) row.push_back("FAILED");
-      else row.push_back(fmt::format("{:.1f}{}", it->bw_avg_mbs, it->slow ? "*" : ""));
+      const auto it =
+          std::find_if(r.pairs.begin(), r.pairs.end(), [&](const PairResult& p) { return p.from == i && p.to == j; });
+      if (it == r.pairs.end())
+        row.push_back("?");
+      else if (!it->error.empty())
+        row.push_back("FAILED");
+      else
+        row.push_back(fmt::format("{:.1f}{}", it->bw_avg_mbs, it->slow ? "*" : ""));
     }
     rows.push_back(row);
   }
@@ -251,8 +274,9 @@ std::string format_all_pairs(const AllPairsReport& r) {
     if (!p.error.empty())
       out += fmt::format("  FAILED {} -> {}: {}\n", r.hosts[p.from].label(), r.hosts[p.to].label(), p.error);
     else
-      out += fmt::format("  SLOW   {} -> {}: {:.1f} MB/sec = {:.0f}% of the median\n", r.hosts[p.from].label(), r.hosts[p.to].label(),
-                         p.bw_avg_mbs, r.median_mbs > 0 ? 100 * p.bw_avg_mbs / r.median_mbs : 0.0);
+      out +=
+          fmt::format("  SLOW   {} -> {}: {:.1f} MB/sec = {:.0f}% of the median\n", r.hosts[p.from].label(),
+                      r.hosts[p.to].label(), p.bw_avg_mbs, r.median_mbs > 0 ? 100 * p.bw_avg_mbs / r.median_mbs : 0.0);
   }
   return out;
 }

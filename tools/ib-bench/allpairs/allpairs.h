@@ -42,8 +42,8 @@ struct PairResult {
   std::size_t from = 0, to = 0;  ///< indices into the host list
   double bw_avg_mbs = 0;
   double bw_peak_mbs = 0;
-  std::string error;             ///< non-empty: the pair could not be measured
-  bool slow = false;             ///< below threshold of the median, or failed
+  std::string error;  ///< non-empty: the pair could not be measured
+  bool slow = false;  ///< below threshold of the median, or failed
 };
 
 struct AllPairsReport {
@@ -63,13 +63,14 @@ void flag_slow_links(AllPairsReport& report);
 
 struct AllPairsConfig {
   std::vector<HostPort> hosts;
-  PerfOptions perf;            ///< bw options for every pair
+  PerfOptions perf;  ///< bw options for every pair
   double threshold_pct = 80;
   double timeout_s = 60;
 };
 
 /// Checks every agent answers, then measures every ordered pair; `progress` sees each result.
-Result<AllPairsReport> run_all_pairs(const AllPairsConfig& config, const std::function<void(const PairResult&)>& progress);
+Result<AllPairsReport> run_all_pairs(const AllPairsConfig& config,
+                                     const std::function<void(const PairResult&)>& progress);
 
 /// The agent: serves requests until `idle_timeout_s` passes without one (0: one hour). Errors of a
 /// single request are reported to its requester and logged; the agent goes on.

@@ -79,9 +79,12 @@ int run_check(const CheckArgs& args, std::ostream& out, std::ostream&) {
     out << format_checks(results);
   }
   switch (worst(results)) {
-    case CheckStatus::kPass: return kExitOk;
-    case CheckStatus::kWarn: return kExitCheckWarn;
-    case CheckStatus::kFail: return kExitCheckFail;
+    case CheckStatus::kPass:
+      return kExitOk;
+    case CheckStatus::kWarn:
+      return kExitCheckWarn;
+    case CheckStatus::kFail:
+      return kExitCheckFail;
   }
   return kExitError;
 }
@@ -96,14 +99,19 @@ int run_perf(const PerfArgs& args, std::ostream& out, std::ostream& err) {
       std::string lanes;
       for (const std::string& l : r.lanes) lanes += (lanes.empty() ? "" : ", ") + l;
       out << rule() << "\n";
-      out << fmt::format("                    {} {} test (ib-bench)\n", r.transport == "ucx" ? "UCX tag" : (p.verb == VerbsOp::kWrite ? "RDMA WRITE" : "RDMA SEND"),
+      out << fmt::format("                    {} {} test (ib-bench)\n",
+                         r.transport == "ucx" ? "UCX tag" : (p.verb == VerbsOp::kWrite ? "RDMA WRITE" : "RDMA SEND"),
                          bw ? "bandwidth" : "latency");
       out << fmt::format(" Role           : {} ({} {})\n", r.role, r.role == "client" ? "server" : "client", r.peer);
       out << fmt::format(" Transport      : {} {} [{}]\n", r.transport, r.transport_version, lanes);
       out << fmt::format(" Memory         : {}\n", name(p.memory));
-      if (bw) out << fmt::format(" Direction      : {}    Window: {}\n", p.bidirectional ? "bidirectional (sum of both)" : "unidirectional", p.window);
-      if (p.iterations > 0) out << fmt::format(" Iterations     : {} per size, {} warm-up\n", p.iterations, p.warmup);
-      else out << fmt::format(" Duration       : {:g} s per size, {} warm-up\n", p.duration_s, p.warmup);
+      if (bw)
+        out << fmt::format(" Direction      : {}    Window: {}\n",
+                           p.bidirectional ? "bidirectional (sum of both)" : "unidirectional", p.window);
+      if (p.iterations > 0)
+        out << fmt::format(" Iterations     : {} per size, {} warm-up\n", p.iterations, p.warmup);
+      else
+        out << fmt::format(" Duration       : {:g} s per size, {} warm-up\n", p.duration_s, p.warmup);
       out << (bw ? " MB = 2^20 bytes\n" : " one-way latency (half the round trip)\n");
       out << rule() << "\n" << (bw ? bw_header() : lat_header()) << "\n";
       out.flush();
@@ -113,8 +121,10 @@ int run_perf(const PerfArgs& args, std::ostream& out, std::ostream& err) {
   }
   auto report = run_session(c, sink);
   if (!report) return fail(name(p.test), report.status(), args.json, out, err);
-  if (args.json) out << to_json(*report).dump(2) << "\n";
-  else out << rule() << "\n";
+  if (args.json)
+    out << to_json(*report).dump(2) << "\n";
+  else
+    out << rule() << "\n";
   return kExitOk;
 }
 
@@ -127,14 +137,18 @@ int run_all_pairs_cmd(const AllPairsArgs& args, std::ostream& out, std::ostream&
   auto progress = [&](const PairResult& p) {
     if (args.json) return;
     const auto& h = args.config.hosts;
-    if (p.error.empty()) out << fmt::format("  {} -> {}: {:.1f} MB/sec\n", h[p.from].label(), h[p.to].label(), p.bw_avg_mbs);
-    else out << fmt::format("  {} -> {}: FAILED: {}\n", h[p.from].label(), h[p.to].label(), p.error);
+    if (p.error.empty())
+      out << fmt::format("  {} -> {}: {:.1f} MB/sec\n", h[p.from].label(), h[p.to].label(), p.bw_avg_mbs);
+    else
+      out << fmt::format("  {} -> {}: FAILED: {}\n", h[p.from].label(), h[p.to].label(), p.error);
     out.flush();
   };
   auto report = run_all_pairs(args.config, progress);
   if (!report) return fail("all-pairs", report.status(), args.json, out, err);
-  if (args.json) out << to_json(*report).dump(2) << "\n";
-  else out << "\n" << format_all_pairs(*report);
+  if (args.json)
+    out << to_json(*report).dump(2) << "\n";
+  else
+    out << "\n" << format_all_pairs(*report);
   return report->slow_links > 0 ? kExitSlowLinks : kExitOk;
 }
 

@@ -14,10 +14,14 @@ Result<std::size_t> parse_size(std::string_view text) {
   if (ec != std::errc() || next == begin) return invalid_argument("bad size '" + shown + "' (e.g. 4096, 64K, 1M)");
   const std::string_view suffix(next, static_cast<std::size_t>(end - next));
   unsigned shift = 0;
-  if (suffix == "K" || suffix == "k") shift = 10;
-  else if (suffix == "M" || suffix == "m") shift = 20;
-  else if (suffix == "G" || suffix == "g") shift = 30;
-  else if (!suffix.empty()) return invalid_argument("bad size suffix in '" + shown + "' (use K, M or G)");
+  if (suffix == "K" || suffix == "k")
+    shift = 10;
+  else if (suffix == "M" || suffix == "m")
+    shift = 20;
+  else if (suffix == "G" || suffix == "g")
+    shift = 30;
+  else if (!suffix.empty())
+    return invalid_argument("bad size suffix in '" + shown + "' (use K, M or G)");
   if (value == 0) return invalid_argument("size '" + shown + "' must be at least 1 byte");
   if (value > (kMaxMessageSize >> shift)) return invalid_argument("size '" + shown + "' exceeds the 1G limit");
   return static_cast<std::size_t>(value << shift);

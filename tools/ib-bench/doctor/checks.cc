@@ -59,9 +59,12 @@ std::pair<int, int> kernel_version(const std::string& release) {
 
 std::string_view name(CheckStatus s) {
   switch (s) {
-    case CheckStatus::kPass: return "PASS";
-    case CheckStatus::kWarn: return "WARN";
-    case CheckStatus::kFail: return "FAIL";
+    case CheckStatus::kPass:
+      return "PASS";
+    case CheckStatus::kWarn:
+      return "WARN";
+    case CheckStatus::kFail:
+      return "FAIL";
   }
   return "?";
 }
@@ -74,12 +77,15 @@ bool nvidia_driver_loaded(const fs::path& root) {
 CheckResult check_gpudirect_rdma(const DoctorInputs& in) {
   const char* name = "gpudirect-rdma";
   for (const char* m : {"nvidia_peermem", "nv_peer_mem"})
-    if (module_loaded(in.root, m)) return result(name, CheckStatus::kPass, fmt::format("{} is loaded: NICs can DMA to GPU memory", m));
+    if (module_loaded(in.root, m))
+      return result(name, CheckStatus::kPass, fmt::format("{} is loaded: NICs can DMA to GPU memory", m));
   if (!nvidia_driver_loaded(in.root))
     return result(name, CheckStatus::kWarn, "no NVIDIA driver loaded: GPU data would be staged through host memory",
                   "on GPU nodes install the NVIDIA driver, then `modprobe nvidia-peermem` (or use dma-buf, see below)");
-  return result(name, CheckStatus::kFail, "the NVIDIA driver is loaded but nvidia-peermem is not: no GPUDirect RDMA through peer memory",
-                "modprobe nvidia-peermem (and add it to /etc/modules-load.d/), or rely on dma-buf with the open kernel module");
+  return result(
+      name, CheckStatus::kFail,
+      "the NVIDIA driver is loaded but nvidia-peermem is not: no GPUDirect RDMA through peer memory",
+      "modprobe nvidia-peermem (and add it to /etc/modules-load.d/), or rely on dma-buf with the open kernel module");
 }
 
 CheckResult check_dmabuf(const DoctorInputs& in) {
@@ -93,23 +99,31 @@ CheckResult check_dmabuf(const DoctorInputs& in) {
                   "use nvidia-peermem, or upgrade to a kernel >= 5.12 for dma-buf GPUDirect RDMA");
   const auto nvidia = read_file(under(in.root, "/proc/driver/nvidia/version"));
   if (!nvidia)
-    return result(name, CheckStatus::kWarn, fmt::format("kernel {} supports dma-buf, but no NVIDIA driver is loaded", kernel),
+    return result(name, CheckStatus::kWarn,
+                  fmt::format("kernel {} supports dma-buf, but no NVIDIA driver is loaded", kernel),
                   "on GPU nodes install the NVIDIA open kernel modules (nvidia-open) to use dma-buf GPUDirect RDMA");
   if (nvidia->find("Open Kernel Module") == std::string::npos)
-    return result(name, CheckStatus::kWarn, "the NVIDIA driver is the proprietary kernel module: no dma-buf export of GPU memory",
+    return result(name, CheckStatus::kWarn,
+                  "the NVIDIA driver is the proprietary kernel module: no dma-buf export of GPU memory",
                   "install the open kernel modules (nvidia-open, driver >= 515), or keep nvidia-peermem");
-  return result(name, CheckStatus::kPass, fmt::format("kernel {} and the NVIDIA open kernel module: dma-buf GPUDirect RDMA possible", kernel));
+  return result(name, CheckStatus::kPass,
+                fmt::format("kernel {} and the NVIDIA open kernel module: dma-buf GPUDirect RDMA possible", kernel));
 }
 
 CheckResult check_memlock(const MemlockLimit& limit) {
   const char* name = "memlock";
-  const char* fix = "raise it: '* - memlock unlimited' in /etc/security/limits.conf, LimitMEMLOCK=infinity in the systemd unit, "
-                    "or docker run --ulimit memlock=-1";
+  const char* fix =
+      "raise it: '* - memlock unlimited' in /etc/security/limits.conf, LimitMEMLOCK=infinity in the systemd unit, "
+      "or docker run --ulimit memlock=-1";
   if (limit.unlimited) return result(name, CheckStatus::kPass, "RLIMIT_MEMLOCK is unlimited");
   const std::string shown = format_size(limit.bytes);
   if (limit.bytes < (std::uint64_t{64} << 20))
-    return result(name, CheckStatus::kFail, fmt::format("RLIMIT_MEMLOCK is {} bytes ({}): RDMA registrations will fail", limit.bytes, shown), fix);
-  return result(name, CheckStatus::kWarn, fmt::format("RLIMIT_MEMLOCK is {}: large registrations (GPU buffers, UCX caches) may fail", shown), fix);
+    return result(name, CheckStatus::kFail,
+                  fmt::format("RLIMIT_MEMLOCK is {} bytes ({}): RDMA registrations will fail", limit.bytes, shown),
+                  fix);
+  return result(name, CheckStatus::kWarn,
+                fmt::format("RLIMIT_MEMLOCK is {}: large registrations (GPU buffers, UCX caches) may fail", shown),
+                fix);
 }
 
 CheckResult check_ucx_transports(const UcxFacts& ucx) {
@@ -122,8 +136,11 @@ CheckResult check_ucx_transports(const UcxFacts& ucx) {
   std::string all;
   for (const std::string& t : ucx.transports) all += (all.empty() ? "" : ", ") + t;
   if (!rdma.empty()) return result(name, CheckStatus::kPass, fmt::format("UCX {} offers RDMA: {}", ucx.version, all));
-  return result(name, CheckStatus::kFail, fmt::format("UCX {} offers no RDMA transport (only: {}): traffic goes over TCP", ucx.version, all.empty() ? "none" : all),
-                "bring up the RDMA devices (see rdma-ports), install a UCX built with verbs/mlx5 support, and check UCX_TLS");
+  return result(
+      name, CheckStatus::kFail,
+      fmt::format("UCX {} offers no RDMA transport (only: {}): traffic goes over TCP", ucx.version,
+                  all.empty() ? "none" : all),
+      "bring up the RDMA devices (see rdma-ports), install a UCX built with verbs/mlx5 support, and check UCX_TLS");
 }
 
 CheckResult check_ucx_memory_types(const UcxFacts& ucx, bool nvidia_gpus) {
@@ -133,9 +150,12 @@ CheckResult check_ucx_memory_types(const UcxFacts& ucx, bool nvidia_gpus) {
   const bool cuda = std::find(ucx.memory_types.begin(), ucx.memory_types.end(), "cuda") != ucx.memory_types.end();
   if (cuda) return result(name, CheckStatus::kPass, fmt::format("UCX moves {} memory", types));
   if (!nvidia_gpus)
-    return result(name, CheckStatus::kPass, fmt::format("UCX moves {} memory (no NVIDIA GPU here, CUDA not needed)", types));
-  return result(name, CheckStatus::kFail, fmt::format("UCX moves only {} memory but this machine has NVIDIA GPUs", types),
-                "install a UCX built --with-cuda (e.g. from the HPC-X / MLNX_OFED packages) so GPU buffers go to the NIC directly");
+    return result(name, CheckStatus::kPass,
+                  fmt::format("UCX moves {} memory (no NVIDIA GPU here, CUDA not needed)", types));
+  return result(name, CheckStatus::kFail,
+                fmt::format("UCX moves only {} memory but this machine has NVIDIA GPUs", types),
+                "install a UCX built --with-cuda (e.g. from the HPC-X / MLNX_OFED packages) so GPU buffers go to the "
+                "NIC directly");
 }
 
 CheckResult check_hugepages(const DoctorInputs& in) {
@@ -154,15 +174,19 @@ CheckResult check_hugepages(const DoctorInputs& in) {
   if (thp) {
     const auto open = thp->find('[');
     const auto close = thp->find(']');
-    if (open != std::string::npos && close != std::string::npos && close > open) thp_mode = thp->substr(open + 1, close - open - 1);
+    if (open != std::string::npos && close != std::string::npos && close > open)
+      thp_mode = thp->substr(open + 1, close - open - 1);
   }
   if (total > 0)
-    return result(name, CheckStatus::kPass, fmt::format("{} hugepages of {} kB reserved; transparent hugepages: {}", total, size_kb, thp_mode));
+    return result(name, CheckStatus::kPass,
+                  fmt::format("{} hugepages of {} kB reserved; transparent hugepages: {}", total, size_kb, thp_mode));
   if (thp_mode == "always" || thp_mode == "madvise")
     return result(name, CheckStatus::kPass, fmt::format("no reserved hugepages; transparent hugepages: {}", thp_mode));
-  return result(name, CheckStatus::kWarn,
-                fmt::format("no hugepages (HugePages_Total {}, transparent hugepages: {}): more TLB misses on large buffers", total < 0 ? 0 : total, thp_mode),
-                "echo madvise > /sys/kernel/mm/transparent_hugepage/enabled, or reserve some: sysctl vm.nr_hugepages=1024");
+  return result(
+      name, CheckStatus::kWarn,
+      fmt::format("no hugepages (HugePages_Total {}, transparent hugepages: {}): more TLB misses on large buffers",
+                  total < 0 ? 0 : total, thp_mode),
+      "echo madvise > /sys/kernel/mm/transparent_hugepage/enabled, or reserve some: sysctl vm.nr_hugepages=1024");
 }
 
 CheckResult check_rdma_ports(const DoctorInputs& in) {
@@ -174,9 +198,11 @@ CheckResult check_rdma_ports(const DoctorInputs& in) {
     for (const auto& e : fs::directory_iterator(dir, ec)) devices.push_back(e.path());
   std::sort(devices.begin(), devices.end());
   if (devices.empty())
-    return result(name, CheckStatus::kFail, fmt::format("no RDMA devices ({} is {})", "/sys/class/infiniband", fs::exists(dir, ec) ? "empty" : "missing"),
-                  "load the adapter's driver and the verbs module (modprobe mlx5_ib ib_uverbs), then check `ibv_devices`; "
-                  "a kernel without CONFIG_INFINIBAND cannot do RDMA");
+    return result(
+        name, CheckStatus::kFail,
+        fmt::format("no RDMA devices ({} is {})", "/sys/class/infiniband", fs::exists(dir, ec) ? "empty" : "missing"),
+        "load the adapter's driver and the verbs module (modprobe mlx5_ib ib_uverbs), then check `ibv_devices`; "
+        "a kernel without CONFIG_INFINIBAND cannot do RDMA");
   std::vector<std::string> good, bad;
   bool no_sm = false;
   for (const fs::path& dev : devices) {
@@ -184,8 +210,8 @@ CheckResult check_rdma_ports(const DoctorInputs& in) {
     for (const auto& e : fs::directory_iterator(dev / "ports", ec)) ports.push_back(e.path());
     std::sort(ports.begin(), ports.end());
     for (const fs::path& port : ports) {
-      const std::string state = trim(read_file(port / "state").value_or("?"));          // "4: ACTIVE"
-      const std::string phys = trim(read_file(port / "phys_state").value_or("?"));      // "5: LinkUp"
+      const std::string state = trim(read_file(port / "state").value_or("?"));      // "4: ACTIVE"
+      const std::string phys = trim(read_file(port / "phys_state").value_or("?"));  // "5: LinkUp"
       const std::string layer = trim(read_file(port / "link_layer").value_or("?"));
       const std::string rate = trim(read_file(port / "rate").value_or("?"));
       const std::string label = fmt::format("{} port {}", dev.filename().string(), port.filename().string());
@@ -200,11 +226,14 @@ CheckResult check_rdma_ports(const DoctorInputs& in) {
   if (!bad.empty()) {
     std::string text;
     for (const std::string& b : bad) text += (text.empty() ? "" : "; ") + b;
-    return result(name, CheckStatus::kFail, "ports not active: " + text,
-                  no_sm ? "INIT on InfiniBand means no subnet manager: start opensm on one node (or enable the switch's SM)"
-                        : "check cables and the switch port (ibstat, ibportstate); for RoCE bring the netdev up (ip link set <dev> up)");
+    return result(
+        name, CheckStatus::kFail, "ports not active: " + text,
+        no_sm ? "INIT on InfiniBand means no subnet manager: start opensm on one node (or enable the switch's SM)"
+              : "check cables and the switch port (ibstat, ibportstate); for RoCE bring the netdev up (ip link set "
+                "<dev> up)");
   }
-  if (good.empty()) return result(name, CheckStatus::kFail, "RDMA devices without ports", "check the driver (dmesg | grep mlx5)");
+  if (good.empty())
+    return result(name, CheckStatus::kFail, "RDMA devices without ports", "check the driver (dmesg | grep mlx5)");
   std::string text;
   for (const std::string& g : good) text += (text.empty() ? "" : "; ") + g;
   return result(name, CheckStatus::kPass, text);
@@ -221,12 +250,18 @@ CheckResult check_iommu(const DoctorInputs& in) {
       (void)e;
       ++units;
     }
-  const bool passthrough = cmdline.find("iommu=pt") != std::string::npos || cmdline.find("iommu.passthrough=1") != std::string::npos;
-  if (units == 0) return result(name, CheckStatus::kPass, "no IOMMU active (/sys/class/iommu is empty): DMA is not translated");
-  if (passthrough) return result(name, CheckStatus::kPass, fmt::format("{} IOMMU unit(s) in passthrough mode (iommu=pt)", units));
-  return result(name, CheckStatus::kWarn,
-                fmt::format("{} IOMMU unit(s) active without iommu=pt: GPU<->NIC peer-to-peer DMA is translated or blocked", units),
-                "add iommu=pt (and intel_iommu=on / amd_iommu=on as needed) to the kernel command line, or disable the IOMMU in the BIOS");
+  const bool passthrough =
+      cmdline.find("iommu=pt") != std::string::npos || cmdline.find("iommu.passthrough=1") != std::string::npos;
+  if (units == 0)
+    return result(name, CheckStatus::kPass, "no IOMMU active (/sys/class/iommu is empty): DMA is not translated");
+  if (passthrough)
+    return result(name, CheckStatus::kPass, fmt::format("{} IOMMU unit(s) in passthrough mode (iommu=pt)", units));
+  return result(
+      name, CheckStatus::kWarn,
+      fmt::format("{} IOMMU unit(s) active without iommu=pt: GPU<->NIC peer-to-peer DMA is translated or blocked",
+                  units),
+      "add iommu=pt (and intel_iommu=on / amd_iommu=on as needed) to the kernel command line, or disable the IOMMU in "
+      "the BIOS");
 }
 
 std::vector<std::string> parse_ucx_resources(std::string_view text) {

@@ -19,7 +19,7 @@ enum class CheckStatus { kPass = 0, kWarn = 1, kFail = 2 };
 std::string_view name(CheckStatus s);  ///< "PASS", "WARN", "FAIL"
 
 struct CheckResult {
-  std::string name;     ///< "gpudirect-rdma", "memlock", ...
+  std::string name;  ///< "gpudirect-rdma", "memlock", ...
   CheckStatus status = CheckStatus::kPass;
   std::string message;  ///< what was found
   std::string fix;      ///< what to do (empty on PASS)
@@ -32,15 +32,15 @@ struct MemlockLimit {
 
 /// What UCX offers (ucp_context_print_info resources and ucp_context_query memory types).
 struct UcxFacts {
-  std::string version;                     ///< "1.13.1"
-  std::vector<std::string> transports;     ///< "tcp/lo", "rc_mlx5/mlx5_0:1", ...
-  std::vector<std::string> memory_types;   ///< "host", "cuda", ...
+  std::string version;                    ///< "1.13.1"
+  std::vector<std::string> transports;    ///< "tcp/lo", "rc_mlx5/mlx5_0:1", ...
+  std::vector<std::string> memory_types;  ///< "host", "cuda", ...
 };
 
 struct DoctorInputs {
-  std::filesystem::path root = "/";        ///< prefix for /proc and /sys
-  std::optional<MemlockLimit> memlock;     ///< nullopt: getrlimit(RLIMIT_MEMLOCK)
-  std::optional<UcxFacts> ucx;             ///< nullopt: query the installed UCX
+  std::filesystem::path root = "/";     ///< prefix for /proc and /sys
+  std::optional<MemlockLimit> memlock;  ///< nullopt: getrlimit(RLIMIT_MEMLOCK)
+  std::optional<UcxFacts> ucx;          ///< nullopt: query the installed UCX
 };
 
 /// nvidia-peermem / nv_peer_mem in <root>/proc/modules (GPUDirect RDMA through peer memory).

@@ -59,17 +59,24 @@ CheckResult check_pci_acs(const DoctorInputs& in) {
     if (value.rfind("0x0604", 0) != 0) continue;  // PCI-to-PCI bridge
     ++bridges;
     const long ctrl = acs_control(read_bytes(dev / "config"));
-    if (ctrl >= 0 && (ctrl & (kAcsRequestRedirect | kAcsCompletionRedirect)) != 0) redirecting.push_back(dev.filename().string());
+    if (ctrl >= 0 && (ctrl & (kAcsRequestRedirect | kAcsCompletionRedirect)) != 0)
+      redirecting.push_back(dev.filename().string());
   }
   if (!redirecting.empty()) {
     std::string list;
     for (const std::string& b : redirecting) list += (list.empty() ? "" : ", ") + b;
     return {"pci-acs", CheckStatus::kWarn,
-            fmt::format("ACS P2P redirection enabled on {} bridge(s): {}: GPU<->NIC traffic detours through the root complex", redirecting.size(), list),
-            fmt::format("disable ACS on those bridges in the BIOS, or per boot: setpci -s {} ECAP_ACS+0x6.w=0000 (bare metal; keep it in VMs)", redirecting.front())};
+            fmt::format(
+                "ACS P2P redirection enabled on {} bridge(s): {}: GPU<->NIC traffic detours through the root complex",
+                redirecting.size(), list),
+            fmt::format("disable ACS on those bridges in the BIOS, or per boot: setpci -s {} ECAP_ACS+0x6.w=0000 (bare "
+                        "metal; keep it in VMs)",
+                        redirecting.front())};
   }
-  if (bridges == 0) return {"pci-acs", CheckStatus::kPass, "no PCI-to-PCI bridges (no PCIe switch to misroute peer-to-peer)", ""};
-  return {"pci-acs", CheckStatus::kPass, fmt::format("{} PCI bridge(s), none redirecting peer-to-peer (ACS)", bridges), ""};
+  if (bridges == 0)
+    return {"pci-acs", CheckStatus::kPass, "no PCI-to-PCI bridges (no PCIe switch to misroute peer-to-peer)", ""};
+  return {"pci-acs", CheckStatus::kPass, fmt::format("{} PCI bridge(s), none redirecting peer-to-peer (ACS)", bridges),
+          ""};
 }
 
 }  // namespace tern::ibbench

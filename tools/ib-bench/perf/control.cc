@@ -112,8 +112,9 @@ Result<ControlChannel> ControlChannel::connect(const std::string& host, std::uin
       last_error = fmt::format("{}: {}", peer, errno_text(errno));
     }
     if (Clock::now() + std::chrono::milliseconds(100) >= deadline)
-      return Status(StatusCode::kTimeout, fmt::format("cannot connect to {} port {} ({}); is `ib-bench ... --server` running there?",
-                                                      host, port, last_error));
+      return Status(StatusCode::kTimeout,
+                    fmt::format("cannot connect to {} port {} ({}); is `ib-bench ... --server` running there?", host,
+                                port, last_error));
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
 }
@@ -130,7 +131,8 @@ Status ControlChannel::write_all(const void* data, std::size_t length, Deadline 
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else {
-      return Status(StatusCode::kPeerFailure, fmt::format("control connection to {} failed: {}", peer_, errno_text(errno)));
+      return Status(StatusCode::kPeerFailure,
+                    fmt::format("control connection to {} failed: {}", peer_, errno_text(errno)));
     }
   }
   return Status::ok();
@@ -148,7 +150,8 @@ Status ControlChannel::read_all(void* data, std::size_t length, Deadline deadlin
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
       TERN_CHECK(wait_fd(fd_.get(), POLLIN, deadline, "waiting for " + peer_));
     } else if (errno != EINTR) {
-      return Status(StatusCode::kPeerFailure, fmt::format("control connection to {} failed: {}", peer_, errno_text(errno)));
+      return Status(StatusCode::kPeerFailure,
+                    fmt::format("control connection to {} failed: {}", peer_, errno_text(errno)));
     }
   }
   return Status::ok();
@@ -170,11 +173,13 @@ Result<nlohmann::json> ControlChannel::receive(Deadline deadline) {
   const std::uint32_t n = (std::uint32_t{header[0]} << 24) | (std::uint32_t{header[1]} << 16) |
                           (std::uint32_t{header[2]} << 8) | std::uint32_t{header[3]};
   if (n > kMaxControlMessage)
-    return corrupt_data(fmt::format("{} sent a {}-byte control frame (limit {}): not an ib-bench peer?", peer_, n, kMaxControlMessage));
+    return corrupt_data(
+        fmt::format("{} sent a {}-byte control frame (limit {}): not an ib-bench peer?", peer_, n, kMaxControlMessage));
   std::string text(n, '\0');
   TERN_CHECK(read_all(text.data(), n, deadline));
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return corrupt_data(fmt::format("{} sent a control message that is not a JSON object", peer_));
+  if (j.is_discarded() || !j.is_object())
+    return corrupt_data(fmt::format("{} sent a control message that is not a JSON object", peer_));
   return j;
 }
 
@@ -183,7 +188,8 @@ std::string ControlChannel::local_address() const {
   socklen_t len = sizeof ss;
   if (getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "?";
   char host[NI_MAXHOST] = {};
-  if (getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof host, nullptr, 0, NI_NUMERICHOST) != 0) return "?";
+  if (getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof host, nullptr, 0, NI_NUMERICHOST) != 0)
+    return "?";
   return host;
 }
 
@@ -199,14 +205,16 @@ Result<ControlListener> ControlListener::listen(const std::string& bind_address,
     auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
     a->sin6_family = AF_INET6;
     a->sin6_port = htons(port);
-    if (inet_pton(AF_INET6, bind_address.c_str(), &a->sin6_addr) != 1) return invalid_argument("bad bind address '" + bind_address + "'");
+    if (inet_pton(AF_INET6, bind_address.c_str(), &a->sin6_addr) != 1)
+      return invalid_argument("bad bind address '" + bind_address + "'");
     len = sizeof *a;
   } else {
     auto* a = reinterpret_cast<sockaddr_in*>(&ss);
     a->sin_family = AF_INET;
     a->sin_port = htons(port);
     const std::string addr = bind_address.empty() ? "0.0.0.0" : bind_address;
-    if (inet_pton(AF_INET, addr.c_str(), &a->sin_addr) != 1) return invalid_argument("bad bind address '" + bind_address + "'");
+    if (inet_pton(AF_INET, addr.c_str(), &a->sin_addr) != 1)
+      return invalid_argument("bad bind address '" + bind_address + "'");
     len = sizeof *a;
   }
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0)

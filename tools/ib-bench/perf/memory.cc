@@ -32,7 +32,8 @@ Result<Buffer> Buffer::allocate(MemoryKind kind, std::size_t bytes) {
   (void)cudaMemset(p, 0xa5, rounded);
   return Buffer(kind, p, bytes);
 #else
-  return unavailable("--mem cuda: this ib-bench was built without the CUDA runtime (rebuild with nvcc present, TERN_CUDA=ON)");
+  return unavailable(
+      "--mem cuda: this ib-bench was built without the CUDA runtime (rebuild with nvcc present, TERN_CUDA=ON)");
 #endif
 }
 

@@ -20,7 +20,9 @@ class Buffer {
   /// No memory (a placeholder to assign to).
   Buffer() noexcept : kind_(MemoryKind::kHost), data_(nullptr), bytes_(0) {}
 
-  Buffer(Buffer&& other) noexcept : kind_(other.kind_), data_(other.data_), bytes_(other.bytes_) { other.data_ = nullptr; }
+  Buffer(Buffer&& other) noexcept : kind_(other.kind_), data_(other.data_), bytes_(other.bytes_) {
+    other.data_ = nullptr;
+  }
   Buffer& operator=(Buffer&& other) noexcept;
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;

@@ -24,23 +24,19 @@ Status validate(const PerfOptions& o) {
 }
 
 nlohmann::json to_json(const PerfOptions& o) {
-  return nlohmann::json{{"test", name(o.test)},
-                        {"sizes", o.sizes},
-                        {"iterations", o.iterations},
-                        {"duration_s", o.duration_s},
-                        {"warmup", o.warmup},
-                        {"bidirectional", o.bidirectional},
-                        {"memory", name(o.memory)},
-                        {"transport", name(o.transport)},
-                        {"verb", name(o.verb)},
-                        {"window", o.window}};
+  return nlohmann::json{{"test", name(o.test)},       {"sizes", o.sizes},
+                        {"iterations", o.iterations}, {"duration_s", o.duration_s},
+                        {"warmup", o.warmup},         {"bidirectional", o.bidirectional},
+                        {"memory", name(o.memory)},   {"transport", name(o.transport)},
+                        {"verb", name(o.verb)},       {"window", o.window}};
 }
 
 namespace {
 
 template <typename Enum>
 Result<Enum> parse_enum(const nlohmann::json& j, const char* key, std::initializer_list<Enum> values) {
-  if (!j.contains(key) || !j[key].is_string()) return corrupt_data(fmt::format("options: '{}' missing or not a string", key));
+  if (!j.contains(key) || !j[key].is_string())
+    return corrupt_data(fmt::format("options: '{}' missing or not a string", key));
   const std::string text = j[key].get<std::string>();
   for (Enum v : values)
     if (name(v) == text) return v;
@@ -48,7 +44,8 @@ Result<Enum> parse_enum(const nlohmann::json& j, const char* key, std::initializ
 }
 
 Result<std::uint64_t> parse_unsigned(const nlohmann::json& j, const char* key) {
-  if (!j.contains(key) || !j[key].is_number_unsigned()) return corrupt_data(fmt::format("options: '{}' missing or not an unsigned number", key));
+  if (!j.contains(key) || !j[key].is_number_unsigned())
+    return corrupt_data(fmt::format("options: '{}' missing or not an unsigned number", key));
   return j[key].get<std::uint64_t>();
 }
 
@@ -63,7 +60,8 @@ Result<PerfOptions> perf_options_from_json(const nlohmann::json& j) {
   TERN_ASSIGN_OR_RETURN(o.verb, parse_enum(j, "verb", {VerbsOp::kWrite, VerbsOp::kSend}));
   if (!j.contains("sizes") || !j["sizes"].is_array()) return corrupt_data("options: 'sizes' missing or not an array");
   for (const auto& s : j["sizes"]) {
-    if (!s.is_number_unsigned() || s.get<std::uint64_t>() == 0) return corrupt_data("options: a size is not a positive integer");
+    if (!s.is_number_unsigned() || s.get<std::uint64_t>() == 0)
+      return corrupt_data("options: a size is not a positive integer");
     o.sizes.push_back(s.get<std::size_t>());
   }
   TERN_ASSIGN_OR_RETURN(o.iterations, parse_unsigned(j, "iterations"));
@@ -71,9 +69,11 @@ Result<PerfOptions> perf_options_from_json(const nlohmann::json& j) {
   TERN_ASSIGN_OR_RETURN(std::uint64_t window, parse_unsigned(j, "window"));
   if (window > kMaxWindow) return corrupt_data("options: window too large");
   o.window = static_cast<unsigned>(window);
-  if (!j.contains("duration_s") || !j["duration_s"].is_number()) return corrupt_data("options: 'duration_s' missing or not a number");
+  if (!j.contains("duration_s") || !j["duration_s"].is_number())
+    return corrupt_data("options: 'duration_s' missing or not a number");
   o.duration_s = j["duration_s"].get<double>();
-  if (!j.contains("bidirectional") || !j["bidirectional"].is_boolean()) return corrupt_data("options: 'bidirectional' missing or not a boolean");
+  if (!j.contains("bidirectional") || !j["bidirectional"].is_boolean())
+    return corrupt_data("options: 'bidirectional' missing or not a boolean");
   o.bidirectional = j["bidirectional"].get<bool>();
   if (Status s = validate(o); !s) return corrupt_data("options from the peer: " + s.message());
   return o;
@@ -84,7 +84,8 @@ std::vector<std::string> differences(const PerfOptions& mine, const PerfOptions&
   const nlohmann::json b = to_json(theirs);
   std::vector<std::string> out;
   for (const auto& [key, value] : a.items())
-    if (b.contains(key) && b[key] != value) out.push_back(fmt::format("{}: {} here, {} on the peer", key, value.dump(), b[key].dump()));
+    if (b.contains(key) && b[key] != value)
+      out.push_back(fmt::format("{}: {} here, {} on the peer", key, value.dump(), b[key].dump()));
   return out;
 }
 

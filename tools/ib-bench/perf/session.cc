@@ -16,13 +16,22 @@ namespace tern::ibbench {
 namespace {
 
 nlohmann::json bw_row_json(const BwRow& r) {
-  return {{"bytes", r.bytes}, {"iterations", r.iterations}, {"bw_peak_mbs", r.bw_peak_mbs},
-          {"bw_avg_mbs", r.bw_avg_mbs}, {"msg_rate_mpps", r.msg_rate_mpps}};
+  return {{"bytes", r.bytes},
+          {"iterations", r.iterations},
+          {"bw_peak_mbs", r.bw_peak_mbs},
+          {"bw_avg_mbs", r.bw_avg_mbs},
+          {"msg_rate_mpps", r.msg_rate_mpps}};
 }
 
 nlohmann::json lat_row_json(const LatRow& r) {
-  return {{"bytes", r.bytes},     {"iterations", r.iterations}, {"t_min", r.t_min}, {"t_max", r.t_max},
-          {"t_typical", r.t_typical}, {"t_avg", r.t_avg},       {"t_stdev", r.t_stdev}, {"p99", r.p99},
+  return {{"bytes", r.bytes},
+          {"iterations", r.iterations},
+          {"t_min", r.t_min},
+          {"t_max", r.t_max},
+          {"t_typical", r.t_typical},
+          {"t_avg", r.t_avg},
+          {"t_stdev", r.t_stdev},
+          {"p99", r.p99},
           {"p999", r.p999}};
 }
 
@@ -65,7 +74,8 @@ Result<nlohmann::json> expect(ControlChannel& ch, const char* type, Deadline dea
   TERN_ASSIGN_OR_RETURN(nlohmann::json m, ch.receive(deadline));
   TERN_CHECK(peer_error(m, ch.peer()));
   if (!m.contains("type") || m["type"] != type)
-    return corrupt_data(fmt::format("{}: expected a '{}' control message, got {}", ch.peer(), type, m.dump().substr(0, 200)));
+    return corrupt_data(
+        fmt::format("{}: expected a '{}' control message, got {}", ch.peer(), type, m.dump().substr(0, 200)));
   return m;
 }
 
@@ -73,7 +83,9 @@ double round_timeout(const SessionConfig& c) { return c.timeout_s + c.perf.durat
 
 std::size_t largest(const std::vector<std::size_t>& sizes) { return *std::max_element(sizes.begin(), sizes.end()); }
 
-void* second_half(const Buffer& buffer, const PerfOptions& perf) { return static_cast<char*>(buffer.data()) + largest(perf.sizes); }
+void* second_half(const Buffer& buffer, const PerfOptions& perf) {
+  return static_cast<char*>(buffer.data()) + largest(perf.sizes);
+}
 
 nlohmann::json checkpoints_json(const std::vector<Checkpoint>& v) {
   nlohmann::json cps = nlohmann::json::array();
@@ -82,7 +94,10 @@ nlohmann::json checkpoints_json(const std::vector<Checkpoint>& v) {
 }
 
 nlohmann::json side_json(const BwSideResult& s) {
-  return {{"type", "side"}, {"messages", s.messages}, {"seconds", s.seconds}, {"checkpoints", checkpoints_json(s.checkpoints)},
+  return {{"type", "side"},
+          {"messages", s.messages},
+          {"seconds", s.seconds},
+          {"checkpoints", checkpoints_json(s.checkpoints)},
           {"recv_checkpoints", checkpoints_json(s.recv_checkpoints)}};
 }
 
@@ -125,8 +140,10 @@ struct UcxSizeRunner {
 
   Result<std::vector<double>> lat(std::size_t bytes) {
     if (client) {
-      if (perf.warmup > 0) TERN_CHECK(engine.lat_initiator(bytes, perf.warmup, 0, send_buffer, recv_buffer, deadline_in(timeout_s)));
-      return engine.lat_initiator(bytes, perf.iterations, perf.duration_s, send_buffer, recv_buffer, deadline_in(timeout_s));
+      if (perf.warmup > 0)
+        TERN_CHECK(engine.lat_initiator(bytes, perf.warmup, 0, send_buffer, recv_buffer, deadline_in(timeout_s)));
+      return engine.lat_initiator(bytes, perf.iterations, perf.duration_s, send_buffer, recv_buffer,
+                                  deadline_in(timeout_s));
     }
     if (perf.warmup > 0) TERN_CHECK(engine.lat_responder(bytes, send_buffer, recv_buffer, deadline_in(timeout_s)));
     TERN_CHECK(engine.lat_responder(bytes, send_buffer, recv_buffer, deadline_in(timeout_s)));
@@ -141,8 +158,11 @@ Result<SessionReport> ucx_client(ControlChannel& ch, const SessionConfig& config
   TERN_ASSIGN_OR_RETURN(std::unique_ptr<UcxEngine> engine, UcxEngine::create(perf.memory));
   char host[256] = {};
   (void)gethostname(host, sizeof host - 1);
-  TERN_CHECK(ch.send({{"type", "hello"}, {"proto", kControlProtocol}, {"options", to_json(perf)},
-                      {"ucx_address", to_hex(engine->address())}, {"host", host}},
+  TERN_CHECK(ch.send({{"type", "hello"},
+                      {"proto", kControlProtocol},
+                      {"options", to_json(perf)},
+                      {"ucx_address", to_hex(engine->address())},
+                      {"host", host}},
                      deadline_in(config.timeout_s)));
   TERN_ASSIGN_OR_RETURN(nlohmann::json welcome, expect(ch, "welcome", deadline_in(config.timeout_s)));
   TERN_ASSIGN_OR_RETURN(std::string address_hex, field<std::string>(welcome, "ucx_address", ch.peer()));
@@ -188,8 +208,9 @@ Result<SessionReport> ucx_client(ControlChannel& ch, const SessionConfig& config
   return report;
 }
 
-Result<SessionReport> ucx_server(ControlChannel& ch, const PerfOptions& perf, const std::vector<std::byte>& client_address,
-                                 const SessionConfig& config, const RowSink& sink) {
+Result<SessionReport> ucx_server(ControlChannel& ch, const PerfOptions& perf,
+                                 const std::vector<std::byte>& client_address, const SessionConfig& config,
+                                 const RowSink& sink) {
   // A refusal must reach the client as a message, not as a closed socket.
   auto refuse = [&](const Status& s) -> Status {
     (void)ch.send({{"error", s.message()}}, deadline_in(5));
@@ -200,7 +221,8 @@ Result<SessionReport> ucx_server(ControlChannel& ch, const PerfOptions& perf, co
   auto engine = UcxEngine::create(perf.memory);
   if (!engine) return refuse(engine.status());
   if (Status s = (*engine)->connect(client_address); !s) return refuse(s);
-  TERN_CHECK(ch.send({{"type", "welcome"}, {"ucx_address", to_hex((*engine)->address())}}, deadline_in(config.timeout_s)));
+  TERN_CHECK(
+      ch.send({{"type", "welcome"}, {"ucx_address", to_hex((*engine)->address())}}, deadline_in(config.timeout_s)));
 
   SessionReport report{"server", ch.peer(), "ucx", UcxEngine::ucx_version(), {}, perf, {}, {}};
   UcxSizeRunner runner{**engine, perf, false, buffer->data(), second_half(*buffer, perf), round_timeout(config)};
@@ -209,7 +231,8 @@ Result<SessionReport> ucx_server(ControlChannel& ch, const PerfOptions& perf, co
     TERN_ASSIGN_OR_RETURN(nlohmann::json m, ch.receive(deadline_in(round_timeout(config))));
     TERN_CHECK(peer_error(m, ch.peer()));
     if (m.value("type", "") == "bye") break;
-    if (m.value("type", "") != "size") return corrupt_data(fmt::format("{}: unexpected control message {}", ch.peer(), m.dump().substr(0, 200)));
+    if (m.value("type", "") != "size")
+      return corrupt_data(fmt::format("{}: unexpected control message {}", ch.peer(), m.dump().substr(0, 200)));
     TERN_ASSIGN_OR_RETURN(std::size_t bytes, field<std::size_t>(m, "bytes", ch.peer()));
     if (std::find(perf.sizes.begin(), perf.sizes.end(), bytes) == perf.sizes.end())
       return corrupt_data(fmt::format("{}: size {} is not among the agreed sizes", ch.peer(), bytes));
@@ -258,7 +281,8 @@ Result<SessionReport> serve_client(ControlChannel& ch, const nlohmann::json& hel
     return s;
   };
   if (hello.value("type", "") != "hello" || hello.value("proto", 0) != kControlProtocol)
-    return refuse(corrupt_data(fmt::format("{} is not an ib-bench client of protocol {}", ch.peer(), kControlProtocol)));
+    return refuse(
+        corrupt_data(fmt::format("{} is not an ib-bench client of protocol {}", ch.peer(), kControlProtocol)));
   if (!hello.contains("options")) return refuse(corrupt_data(ch.peer() + ": hello without options"));
   auto theirs = perf_options_from_json(hello["options"]);
   if (!theirs) return refuse(theirs.status());
@@ -290,7 +314,8 @@ Result<SessionReport> run_session(const SessionConfig& config, const RowSink& si
     TERN_ASSIGN_OR_RETURN(nlohmann::json hello, ch.receive(deadline_in(config.timeout_s)));
     return serve_client(ch, hello, &config.perf, config, sink);
   }
-  TERN_ASSIGN_OR_RETURN(ControlChannel ch, ControlChannel::connect(config.host, config.port, deadline_in(config.timeout_s)));
+  TERN_ASSIGN_OR_RETURN(ControlChannel ch,
+                        ControlChannel::connect(config.host, config.port, deadline_in(config.timeout_s)));
   return run_client(ch, config, sink);
 }
 

@@ -31,23 +31,23 @@ inline constexpr int kControlProtocol = 1;
 struct SessionConfig {
   PerfOptions perf;
   bool server = false;
-  std::string host;            ///< client: the server's name or address
-  std::string bind_address;    ///< server: "" = every IPv4 address
+  std::string host;          ///< client: the server's name or address
+  std::string bind_address;  ///< server: "" = every IPv4 address
   std::uint16_t port = kDefaultControlPort;
-  double timeout_s = 120;      ///< connecting / accepting, and each size's rounds
+  double timeout_s = 120;  ///< connecting / accepting, and each size's rounds
   // verbs only
-  std::string ib_device;       ///< "" = the first device
+  std::string ib_device;  ///< "" = the first device
   int ib_port = 1;
-  int gid_index = -1;          ///< -1: 0 on InfiniBand, the first RoCE v2 GID on Ethernet
+  int gid_index = -1;  ///< -1: 0 on InfiniBand, the first RoCE v2 GID on Ethernet
 };
 
 /// What a run measured, for the text and JSON reports.
 struct SessionReport {
-  std::string role;                     ///< "server" | "client"
-  std::string peer;                     ///< "10.77.0.2:18515"
-  std::string transport;                ///< "ucx" | "verbs"
-  std::string transport_version;        ///< UCX version, or the verbs device name
-  std::vector<std::string> lanes;       ///< UCX: "tcp/eth0"; verbs: "mlx5_0:1 (RoCE v2, gid 3)"
+  std::string role;                ///< "server" | "client"
+  std::string peer;                ///< "10.77.0.2:18515"
+  std::string transport;           ///< "ucx" | "verbs"
+  std::string transport_version;   ///< UCX version, or the verbs device name
+  std::vector<std::string> lanes;  ///< UCX: "tcp/eth0"; verbs: "mlx5_0:1 (RoCE v2, gid 3)"
   PerfOptions perf;
   std::vector<BwRow> bw;
   std::vector<LatRow> lat;

@@ -32,7 +32,7 @@ struct Checkpoint {
 /// What the sending half of one side measured in a bw round (zeros when it did not send).
 struct BwSideResult {
   std::uint64_t messages = 0;
-  double seconds = 0;  ///< first send to the receiver's acknowledgement
+  double seconds = 0;                        ///< first send to the receiver's acknowledgement
   std::vector<Checkpoint> checkpoints;       ///< sender completions (local buffer reusable)
   std::vector<Checkpoint> recv_checkpoints;  ///< this side's receiving half: messages arrived
 };

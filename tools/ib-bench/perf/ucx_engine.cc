@@ -177,10 +177,13 @@ class Watchdog {
 };
 
 Status timeout(const char* what) {
-  return Status(StatusCode::kTimeout, fmt::format("{}: the peer stopped answering before the deadline (--timeout)", what));
+  return Status(StatusCode::kTimeout,
+                fmt::format("{}: the peer stopped answering before the deadline (--timeout)", what));
 }
 
-Status ucx_failed(const char* what, ucs_status_t status) { return tx::ucs_error(StatusCode::kPeerFailure, what, status); }
+Status ucx_failed(const char* what, ucs_status_t status) {
+  return tx::ucs_error(StatusCode::kPeerFailure, what, status);
+}
 
 }  // namespace
 
@@ -196,9 +199,10 @@ Result<std::unique_ptr<UcxEngine>> UcxEngine::create(MemoryKind memory) {
   TERN_ASSIGN_OR_RETURN(state->context, tx::UcpContext::create(config, 1));
   if (memory == MemoryKind::kCuda) {
     if (!state->context->cuda_memory())
-      return unavailable(fmt::format("--mem cuda: UCX {} reports no CUDA memory support (built without CUDA, or no GPU driver); "
-                                     "install a UCX built --with-cuda",
-                                     tx::UcpContext::version()));
+      return unavailable(
+          fmt::format("--mem cuda: UCX {} reports no CUDA memory support (built without CUDA, or no GPU driver); "
+                      "install a UCX built --with-cuda",
+                      tx::UcpContext::version()));
     state->memory_type = UCS_MEMORY_TYPE_CUDA;
   }
   TERN_ASSIGN_OR_RETURN(state->worker, tx::UcpWorker::create(*state->context));
@@ -303,7 +307,8 @@ Result<BwSideResult> UcxEngine::bw(const BwRound& round, void* send_buffer, void
       if (want_more()) TERN_CHECK(post_slot(&slot));
     }
   }
-  if (round.send) TERN_CHECK(st.recv_flag(&ack_payload, sizeof ack_payload, kTagAck, kMaskExact, &ack, &ack_info, true));
+  if (round.send)
+    TERN_CHECK(st.recv_flag(&ack_payload, sizeof ack_payload, kTagAck, kMaskExact, &ack, &ack_info, true));
 
   // Checkpoints for the peak: every 1/32 of the messages, or of the duration.
   const std::uint64_t mark_step = by_time ? 0 : std::max<std::uint64_t>(1, round.iterations / 32);
@@ -314,7 +319,8 @@ Result<BwSideResult> UcxEngine::bw(const BwRound& round, void* send_buffer, void
   double recv_next_time = time_step;
 
   const Clock::time_point t0 = Clock::now();
-  const Clock::time_point stop_at = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(round.duration_s));
+  const Clock::time_point stop_at =
+      t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(round.duration_s));
   if (round.send) result.checkpoints.push_back({0, 0.0});
   bool send_done = !round.send;
   bool recv_finished = !round.receive;
@@ -342,8 +348,10 @@ Result<BwSideResult> UcxEngine::bw(const BwRound& round, void* send_buffer, void
     if (round.send && !send_done) {
       if (by_time ? time_step > 0 && seconds_since(t0) >= next_time : sent.completed >= next_mark) {
         result.checkpoints.push_back({sent.completed, seconds_since(t0)});
-        if (by_time) next_time += time_step;
-        else next_mark += mark_step;
+        if (by_time)
+          next_time += time_step;
+        else
+          next_mark += mark_step;
       }
       if (!sending && !end_posted && sent.completed == posted) {
         end_count = posted;
@@ -369,8 +377,10 @@ Result<BwSideResult> UcxEngine::bw(const BwRound& round, void* send_buffer, void
         if (recv_done == 1 || (by_time ? seconds_since(t0) >= recv_next_time : recv_done >= recv_next_mark)) {
           result.recv_checkpoints.push_back({recv_done, seconds_since(t0)});
           if (recv_done > 1) {
-            if (by_time) recv_next_time += time_step;
-            else recv_next_mark += mark_step;
+            if (by_time)
+              recv_next_time += time_step;
+            else
+              recv_next_mark += mark_step;
           }
         }
         if (want_more()) TERN_CHECK(post_slot(slot));
@@ -388,7 +398,8 @@ Result<BwSideResult> UcxEngine::bw(const BwRound& round, void* send_buffer, void
             if (slot.request != nullptr) ucp_request_cancel(worker, slot.request);
           cancelled = true;
         }
-        const bool spare_left = std::any_of(slots.begin(), slots.end(), [](const RecvSlot& s) { return s.request != nullptr; });
+        const bool spare_left =
+            std::any_of(slots.begin(), slots.end(), [](const RecvSlot& s) { return s.request != nullptr; });
         if (!spare_left) {
           ack_out = recv_done;
           TERN_CHECK(st.send_flag(&ack_out, sizeof ack_out, kTagAck, &ack_sent, ack_param));
@@ -416,7 +427,8 @@ Result<std::vector<double>> UcxEngine::lat_initiator(std::size_t bytes, std::uin
   ucp_tag_recv_info_t info{};
   const ucp_request_param_t sp = st.send_param(on_send_flag, &send);
   const Clock::time_point start = Clock::now();
-  const Clock::time_point stop_at = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
+  const Clock::time_point stop_at =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
   for (std::uint64_t i = 0;; ++i) {
     if (iterations > 0 ? i == iterations : Clock::now() >= stop_at) break;
     recv = Flag{};
@@ -469,7 +481,8 @@ Status UcxEngine::close(Deadline deadline) {
   const ucs_status_ptr_t r = ucp_ep_close_nbx(st.endpoint, &p);
   st.endpoint = nullptr;
   if (r == nullptr) return Status::ok();
-  if (tx::ptr_is_error(r)) return tx::ucs_error(StatusCode::kPeerFailure, "closing the UCX endpoint", tx::ptr_status(r));
+  if (tx::ptr_is_error(r))
+    return tx::ucs_error(StatusCode::kPeerFailure, "closing the UCX endpoint", tx::ptr_status(r));
   while (ucp_request_check_status(r) == UCS_INPROGRESS) {
     ucp_worker_progress(st.w());
     if (Clock::now() > deadline) return Status(StatusCode::kTimeout, "closing the UCX endpoint timed out");

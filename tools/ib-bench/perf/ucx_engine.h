@@ -61,8 +61,8 @@ class UcxEngine {
   /// and receives use separate buffers, as ucx_perftest's do.
   Result<BwSideResult> bw(const BwRound& round, void* send_buffer, void* recv_buffer, Deadline deadline);
   /// Latency initiator: `iterations` ping-pongs (or for `duration_s`), one-way times in µs.
-  Result<std::vector<double>> lat_initiator(std::size_t bytes, std::uint64_t iterations, double duration_s, void* send_buffer,
-                                            void* recv_buffer, Deadline deadline);
+  Result<std::vector<double>> lat_initiator(std::size_t bytes, std::uint64_t iterations, double duration_s,
+                                            void* send_buffer, void* recv_buffer, Deadline deadline);
   /// Latency responder: answers every ping until the initiator's END.
   Status lat_responder(std::size_t bytes, void* send_buffer, void* recv_buffer, Deadline deadline);
 

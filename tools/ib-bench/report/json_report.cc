@@ -9,13 +9,22 @@ nlohmann::json envelope(std::string_view command) {
 }
 
 nlohmann::json bw_row_to_json(const BwRow& r) {
-  return {{"bytes", r.bytes}, {"iterations", r.iterations}, {"bw_peak_mbs", r.bw_peak_mbs}, {"bw_avg_mbs", r.bw_avg_mbs},
+  return {{"bytes", r.bytes},
+          {"iterations", r.iterations},
+          {"bw_peak_mbs", r.bw_peak_mbs},
+          {"bw_avg_mbs", r.bw_avg_mbs},
           {"msg_rate_mpps", r.msg_rate_mpps}};
 }
 
 nlohmann::json lat_row_to_json(const LatRow& r) {
-  return {{"bytes", r.bytes},         {"iterations", r.iterations}, {"t_min_us", r.t_min},     {"t_max_us", r.t_max},
-          {"t_typical_us", r.t_typical}, {"t_avg_us", r.t_avg},     {"t_stdev_us", r.t_stdev}, {"p99_us", r.p99},
+  return {{"bytes", r.bytes},
+          {"iterations", r.iterations},
+          {"t_min_us", r.t_min},
+          {"t_max_us", r.t_max},
+          {"t_typical_us", r.t_typical},
+          {"t_avg_us", r.t_avg},
+          {"t_stdev_us", r.t_stdev},
+          {"p99_us", r.p99},
           {"p999_us", r.p999}};
 }
 

@@ -9,8 +9,8 @@ namespace tern::ibbench {
 std::string rule() { return std::string(87, '-'); }
 
 std::string bw_header() {
-  return fmt::format(" {:<10} {:<14} {:<18} {:<20} {}", "#bytes", "#iterations", "BW peak[MB/sec]", "BW average[MB/sec]",
-                     "MsgRate[Mpps]");
+  return fmt::format(" {:<10} {:<14} {:<18} {:<20} {}", "#bytes", "#iterations", "BW peak[MB/sec]",
+                     "BW average[MB/sec]", "MsgRate[Mpps]");
 }
 
 std::string bw_line(const BwRow& r) {
@@ -19,9 +19,9 @@ std::string bw_line(const BwRow& r) {
 }
 
 std::string lat_header() {
-  return fmt::format(" {:<7} {:<12} {:<14} {:<14} {:<16} {:<14} {:<16} {:<22} {}", "#bytes", "#iterations", "t_min[usec]",
-                     "t_max[usec]", "t_typical[usec]", "t_avg[usec]", "t_stdev[usec]", "99% percentile[usec]",
-                     "99.9% percentile[usec]");
+  return fmt::format(" {:<7} {:<12} {:<14} {:<14} {:<16} {:<14} {:<16} {:<22} {}", "#bytes", "#iterations",
+                     "t_min[usec]", "t_max[usec]", "t_typical[usec]", "t_avg[usec]", "t_stdev[usec]",
+                     "99% percentile[usec]", "99.9% percentile[usec]");
 }
 
 std::string lat_line(const LatRow& r) {

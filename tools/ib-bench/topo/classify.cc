@@ -10,11 +10,16 @@ namespace tern::ibbench {
 
 std::string_view name(PathClass c) {
   switch (c) {
-    case PathClass::kPcieSwitch: return "pcie-switch";
-    case PathClass::kHostBridge: return "host-bridge";
-    case PathClass::kNumaNode: return "numa-node";
-    case PathClass::kCrossNuma: return "cross-numa";
-    case PathClass::kCrossSocket: return "cross-socket";
+    case PathClass::kPcieSwitch:
+      return "pcie-switch";
+    case PathClass::kHostBridge:
+      return "host-bridge";
+    case PathClass::kNumaNode:
+      return "numa-node";
+    case PathClass::kCrossNuma:
+      return "cross-numa";
+    case PathClass::kCrossSocket:
+      return "cross-socket";
   }
   return "?";
 }
@@ -92,18 +97,20 @@ nlohmann::json to_json(const Topology& t, const std::vector<GpuAffinity>& affini
   auto device = [](const IoDevice& d) {
     nlohmann::json path = nlohmann::json::array();
     for (const PciHop& h : d.path) path.push_back(h.id);
-    return nlohmann::json{{"name", d.name}, {"pci_busid", d.pci_busid}, {"pci_id", d.pci_id}, {"numa", d.numa},
-                          {"package", d.package}, {"pci_path", path}};
+    return nlohmann::json{{"name", d.name}, {"pci_busid", d.pci_busid}, {"pci_id", d.pci_id},
+                          {"numa", d.numa}, {"package", d.package},     {"pci_path", path}};
   };
   nlohmann::json numa = nlohmann::json::array();
   for (const NumaNode& n : t.numa_nodes)
-    numa.push_back({{"os_index", n.os_index}, {"package", n.package}, {"cpus", n.cpus}, {"memory_bytes", n.memory_bytes}});
+    numa.push_back(
+        {{"os_index", n.os_index}, {"package", n.package}, {"cpus", n.cpus}, {"memory_bytes", n.memory_bytes}});
   nlohmann::json gpus = nlohmann::json::array();
   for (const GpuAffinity& a : affinity) {
     nlohmann::json g = device(*a.gpu);
     g["cuda_index"] = a.gpu->cuda_index;
     if (a.nic != nullptr) {
-      g["closest_nic"] = {{"name", a.nic->name}, {"path", name(a.path.path_class)}, {"nccl", a.path.nccl}, {"bridges", a.path.bridges}};
+      g["closest_nic"] = {
+          {"name", a.nic->name}, {"path", name(a.path.path_class)}, {"nccl", a.path.nccl}, {"bridges", a.path.bridges}};
     } else {
       g["closest_nic"] = nullptr;
     }
@@ -118,8 +125,8 @@ nlohmann::json to_json(const Topology& t, const std::vector<GpuAffinity>& affini
 }
 
 std::string format_topology(const Topology& t, const std::vector<GpuAffinity>& affinity) {
-  std::string out = fmt::format("Topology of {}: {} package(s), {} NUMA node(s), {} GPU(s), {} RDMA NIC(s)\n\n", t.source, t.packages,
-                                t.numa_nodes.size(), t.gpus.size(), t.nics.size());
+  std::string out = fmt::format("Topology of {}: {} package(s), {} NUMA node(s), {} GPU(s), {} RDMA NIC(s)\n\n",
+                                t.source, t.packages, t.numa_nodes.size(), t.gpus.size(), t.nics.size());
   std::vector<std::vector<std::string>> rows{{"NUMA node", "package", "cpus", "memory"}};
   for (const NumaNode& n : t.numa_nodes)
     rows.push_back({std::to_string(n.os_index), or_dash(n.package), n.cpus,
@@ -130,7 +137,8 @@ std::string format_topology(const Topology& t, const std::vector<GpuAffinity>& a
   } else {
     rows = {{"GPU", "PCI bus id", "CUDA", "NUMA", "PCI id"}};
     for (std::size_t i = 0; i < t.gpus.size(); ++i)
-      rows.push_back({std::to_string(i), t.gpus[i].pci_busid, or_dash(t.gpus[i].cuda_index), or_dash(t.gpus[i].numa), t.gpus[i].pci_id});
+      rows.push_back({std::to_string(i), t.gpus[i].pci_busid, or_dash(t.gpus[i].cuda_index), or_dash(t.gpus[i].numa),
+                      t.gpus[i].pci_id});
     out += text_table(rows);
   }
   out += "\n";
@@ -143,7 +151,9 @@ std::string format_topology(const Topology& t, const std::vector<GpuAffinity>& a
   }
   if (t.gpus.empty() || t.nics.empty()) return out;
 
-  out += "\nGPU x NIC path (PIX/PXB: same PCIe switch, PHB: same host bridge, NODE: same NUMA node, SYS: across NUMA/sockets)\n";
+  out +=
+      "\nGPU x NIC path (PIX/PXB: same PCIe switch, PHB: same host bridge, NODE: same NUMA node, SYS: across "
+      "NUMA/sockets)\n";
   std::vector<std::string> header{""};
   for (const IoDevice& n : t.nics) header.push_back(n.name);
   rows = {header};
@@ -157,7 +167,8 @@ std::string format_topology(const Topology& t, const std::vector<GpuAffinity>& a
   rows = {{"GPU", "PCI bus id", "NIC", "path"}};
   for (std::size_t g = 0; g < affinity.size(); ++g) {
     const GpuAffinity& a = affinity[g];
-    rows.push_back({fmt::format("GPU{}", g), a.gpu->pci_busid, a.nic->name, fmt::format("{} ({})", name(a.path.path_class), a.path.nccl)});
+    rows.push_back({fmt::format("GPU{}", g), a.gpu->pci_busid, a.nic->name,
+                    fmt::format("{} ({})", name(a.path.path_class), a.path.nccl)});
   }
   out += text_table(rows);
   return out;

@@ -39,8 +39,8 @@ IoDevice describe(hwloc_topology* topo, hwloc_obj* pci) {
   for (hwloc_obj* p = pci->parent; p != nullptr && p->type == HWLOC_OBJ_BRIDGE; p = p->parent) {
     const auto& b = p->attr->bridge;
     if (b.upstream_type == HWLOC_OBJ_BRIDGE_HOST) {
-      d.path.push_back({true, fmt::format("hostbridge {:04x}:[{:02x}-{:02x}]", b.downstream.pci.domain, b.downstream.pci.secondary_bus,
-                                          b.downstream.pci.subordinate_bus)});
+      d.path.push_back({true, fmt::format("hostbridge {:04x}:[{:02x}-{:02x}]", b.downstream.pci.domain,
+                                          b.downstream.pci.secondary_bus, b.downstream.pci.subordinate_bus)});
     } else {
       d.path.push_back({false, busid(p)});
     }
@@ -76,13 +76,15 @@ Result<Topology> load_topology(const std::string& xml_path) {
   // hwloc's default filter drops every I/O object.
   hwloc_topology_set_io_types_filter(raw, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
   if (!xml_path.empty()) {
-    if (!std::ifstream(xml_path).good()) return invalid_argument(fmt::format("cannot read topology file '{}'", xml_path));
+    if (!std::ifstream(xml_path).good())
+      return invalid_argument(fmt::format("cannot read topology file '{}'", xml_path));
     if (hwloc_topology_set_xml(raw, xml_path.c_str()) != 0)
       return invalid_argument(fmt::format("'{}' is not an hwloc XML topology", xml_path));
   }
   if (hwloc_topology_load(raw) != 0)
-    return xml_path.empty() ? unavailable("hwloc could not load this machine's topology")
-                            : invalid_argument(fmt::format("hwloc could not load '{}' (not an hwloc 2 XML export?)", xml_path));
+    return xml_path.empty()
+               ? unavailable("hwloc could not load this machine's topology")
+               : invalid_argument(fmt::format("hwloc could not load '{}' (not an hwloc 2 XML export?)", xml_path));
 
   Topology t;
   t.source = xml_path.empty() ? "this machine" : xml_path;

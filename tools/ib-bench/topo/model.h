@@ -41,12 +41,12 @@ struct IoDevice {
 struct NumaNode {
   int os_index = 0;
   int package = -1;
-  std::string cpus;          ///< "0-31,64-95"
+  std::string cpus;  ///< "0-31,64-95"
   unsigned long long memory_bytes = 0;
 };
 
 struct Topology {
-  std::string source;        ///< "this machine" or the XML file
+  std::string source;  ///< "this machine" or the XML file
   int packages = 0;
   std::vector<NumaNode> numa_nodes;
   std::vector<IoDevice> gpus;
@@ -56,8 +56,8 @@ struct Topology {
 /// The class of the path between two devices, and how many bridges it crosses.
 struct PathInfo {
   PathClass path_class = PathClass::kCrossSocket;
-  int bridges = 0;           ///< switch/root-port bridges crossed below the common point (PCI only)
-  std::string nccl;          ///< "PIX", "PXB", "PHB", "NODE", "SYS"
+  int bridges = 0;   ///< switch/root-port bridges crossed below the common point (PCI only)
+  std::string nccl;  ///< "PIX", "PXB", "PHB", "NODE", "SYS"
 };
 
 PathInfo path_between(const IoDevice& a, const IoDevice& b);

@@ -20,13 +20,13 @@ struct GidEntry {
 
 struct PortInfo {
   int number = 0;
-  std::string state;        ///< "ACTIVE", "DOWN", "INIT" (no subnet manager), ...
-  std::string phys_state;   ///< "LinkUp", "Polling", "Disabled", ...
-  std::string link_layer;   ///< "InfiniBand" | "Ethernet"
-  std::string speed;        ///< "25.78125 Gb/s (EDR)"
-  std::string width;        ///< "4X"
-  double rate_gbps = 0;     ///< speed x width
-  int active_mtu = 0;       ///< bytes
+  std::string state;       ///< "ACTIVE", "DOWN", "INIT" (no subnet manager), ...
+  std::string phys_state;  ///< "LinkUp", "Polling", "Disabled", ...
+  std::string link_layer;  ///< "InfiniBand" | "Ethernet"
+  std::string speed;       ///< "25.78125 Gb/s (EDR)"
+  std::string width;       ///< "4X"
+  double rate_gbps = 0;    ///< speed x width
+  int active_mtu = 0;      ///< bytes
   int max_mtu = 0;
   int lid = 0;
   int sm_lid = 0;
@@ -34,8 +34,8 @@ struct PortInfo {
 };
 
 struct DeviceInfo {
-  std::string name;         ///< "mlx5_0"
-  std::string node_guid;    ///< "0c42:a103:0010:2b3c"
+  std::string name;       ///< "mlx5_0"
+  std::string node_guid;  ///< "0c42:a103:0010:2b3c"
   std::string firmware;
   std::uint32_t vendor_id = 0;
   std::uint32_t vendor_part_id = 0;
@@ -52,7 +52,7 @@ std::string phys_state_name(int phys_state);  ///< 5 -> "LinkUp"
 std::pair<std::string, double> speed_name(int active_speed);
 /// IB active_width code -> {"4X", 4}; unknown -> {"unknown (N)", 0}.
 std::pair<std::string, int> width_name(int active_width);
-int mtu_bytes(int ibv_mtu);                   ///< IBV_MTU_4096 -> 4096
+int mtu_bytes(int ibv_mtu);  ///< IBV_MTU_4096 -> 4096
 std::string format_guid(std::uint64_t guid_be);
 std::string format_gid(const std::uint8_t (&raw)[16]);
 

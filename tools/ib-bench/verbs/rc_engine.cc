@@ -31,7 +31,8 @@ struct RcAddress {
 
 nlohmann::json to_json(const RcAddress& a) {
   std::vector<int> gid(a.gid, a.gid + 16);
-  return {{"qpn", a.qpn}, {"psn", a.psn}, {"lid", a.lid}, {"gid", gid}, {"addr", a.addr}, {"rkey", a.rkey}, {"mtu", a.mtu}};
+  return {{"qpn", a.qpn},   {"psn", a.psn},   {"lid", a.lid}, {"gid", gid},
+          {"addr", a.addr}, {"rkey", a.rkey}, {"mtu", a.mtu}};
 }
 
 Result<RcAddress> rc_address_from_json(const nlohmann::json& j, const std::string& peer) {
@@ -70,8 +71,9 @@ class RcConnection {
     if (const int rc = ibv_query_port(c->ctx_.get(), static_cast<std::uint8_t>(c->port_), &port); rc != 0)
       return verbs_error("ibv_query_port", rc);
     if (port.state != IBV_PORT_ACTIVE)
-      return unavailable(fmt::format("{} port {} is {} (not ACTIVE): check the link (ibstat) and, on InfiniBand, the subnet manager",
-                                     c->device_name_, c->port_, port_state_name(port.state)));
+      return unavailable(
+          fmt::format("{} port {} is {} (not ACTIVE): check the link (ibstat) and, on InfiniBand, the subnet manager",
+                      c->device_name_, c->port_, port_state_name(port.state)));
     c->ethernet_ = port.link_layer == IBV_LINK_LAYER_ETHERNET;
     c->lid_ = port.lid;
     c->mtu_ = port.active_mtu;
@@ -83,8 +85,9 @@ class RcConnection {
     const int access = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
     c->mr_.reset(ibv_reg_mr(c->pd_.get(), c->buffer_.data(), std::max<std::size_t>(bytes, 1), access));
     if (!c->mr_)
-      return unavailable(fmt::format("ibv_reg_mr of {} bytes failed: {} (memlock limit? GPU memory needs nvidia-peermem)", bytes,
-                                     std::strerror(errno)));
+      return unavailable(
+          fmt::format("ibv_reg_mr of {} bytes failed: {} (memlock limit? GPU memory needs nvidia-peermem)", bytes,
+                      std::strerror(errno)));
     const int cqe = static_cast<int>(depth) * 2 + 16;
     c->send_cq_.reset(ibv_create_cq(c->ctx_.get(), cqe, nullptr, nullptr, 0));
     c->recv_cq_.reset(ibv_create_cq(c->ctx_.get(), cqe, nullptr, nullptr, 0));
@@ -106,7 +109,9 @@ class RcConnection {
     attr.pkey_index = 0;
     attr.port_num = static_cast<std::uint8_t>(c->port_);
     attr.qp_access_flags = static_cast<unsigned>(access);
-    if (const int rc = ibv_modify_qp(c->qp_.get(), &attr, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS); rc != 0)
+    if (const int rc =
+            ibv_modify_qp(c->qp_.get(), &attr, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS);
+        rc != 0)
       return verbs_error("ibv_modify_qp(INIT)", rc);
     std::random_device rd;
     c->psn_ = rd() & 0xffffff;
@@ -155,8 +160,8 @@ class RcConnection {
     attr.sq_psn = psn_;
     attr.max_rd_atomic = 1;
     if (const int rc = ibv_modify_qp(qp_.get(), &attr,
-                                     IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN |
-                                         IBV_QP_MAX_QP_RD_ATOMIC);
+                                     IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT | IBV_QP_RNR_RETRY |
+                                         IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC);
         rc != 0)
       return verbs_error("ibv_modify_qp(RTS)", rc);
     return Status::ok();
@@ -202,7 +207,8 @@ class RcConnection {
     if (got < 0) return unavailable("ibv_poll_cq failed");
     for (int i = 0; i < got; ++i)
       if (wc[i].status != IBV_WC_SUCCESS)
-        return Status(StatusCode::kPeerFailure, fmt::format("work request failed: {} (the peer may have gone)", ibv_wc_status_str(wc[i].status)));
+        return Status(StatusCode::kPeerFailure,
+                      fmt::format("work request failed: {} (the peer may have gone)", ibv_wc_status_str(wc[i].status)));
     return got;
   }
 
@@ -228,11 +234,14 @@ class RcConnection {
       gid_index_ = -1;
       for (int i = 0; i < table_length && gid_index_ < 0; ++i) {
         ibv_gid_entry e{};
-        if (ibv_query_gid_ex(ctx_.get(), static_cast<std::uint32_t>(port_), static_cast<std::uint32_t>(i), &e, 0) == 0 &&
+        if (ibv_query_gid_ex(ctx_.get(), static_cast<std::uint32_t>(port_), static_cast<std::uint32_t>(i), &e, 0) ==
+                0 &&
             e.gid_type == IBV_GID_TYPE_ROCE_V2)
           gid_index_ = i;
       }
-      if (gid_index_ < 0) return unavailable(fmt::format("{} port {}: no RoCE v2 GID (is an IP address configured on the interface?)", device_name_, port_));
+      if (gid_index_ < 0)
+        return unavailable(fmt::format("{} port {}: no RoCE v2 GID (is an IP address configured on the interface?)",
+                                       device_name_, port_));
     } else {
       gid_index_ = 0;
     }
@@ -276,8 +285,8 @@ Status too_slow() { return Status(StatusCode::kTimeout, "verbs round: no complet
 
 // Sends `iterations` messages (or for `duration_s`) with at most `window` in flight; SEND rounds
 // end with the END immediate. Also drains receives when `receive` (bidirectional SEND).
-Result<BwSideResult> bw_round(RcConnection& c, VerbsOp verb, std::size_t bytes, std::uint64_t iterations, double duration_s,
-                              unsigned window, bool send, bool receive, Deadline deadline) {
+Result<BwSideResult> bw_round(RcConnection& c, VerbsOp verb, std::size_t bytes, std::uint64_t iterations,
+                              double duration_s, unsigned window, bool send, bool receive, Deadline deadline) {
   Watch watch(deadline);
   BwSideResult result;
   std::uint64_t posted = 0, completed = 0;
@@ -307,8 +316,10 @@ Result<BwSideResult> bw_round(RcConnection& c, VerbsOp verb, std::size_t bytes, 
     }
     TERN_ASSIGN_OR_RETURN(int n, c.poll(c.send_cq(), wc, 32));
     for (int i = 0; i < n; ++i) {
-      if (wc[i].opcode == IBV_WC_SEND && end_posted && completed == posted) end_done = true;
-      else ++completed;
+      if (wc[i].opcode == IBV_WC_SEND && end_posted && completed == posted)
+        end_done = true;
+      else
+        ++completed;
     }
     if (step > 0 && completed >= next_mark) {
       result.checkpoints.push_back({completed, std::chrono::duration<double>(Clock::now() - t0).count()});
@@ -347,7 +358,8 @@ Result<std::vector<double>> send_lat(RcConnection& c, bool initiator, std::size_
   };
   while (c.recvs_posted() < 1) TERN_CHECK(c.post_recv(bytes));
   if (initiator) {
-    const auto stop_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
+    const auto stop_at =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
     for (std::uint64_t i = 0; iterations > 0 ? i < iterations : Clock::now() < stop_at; ++i) {
       const Clock::time_point t = Clock::now();
       TERN_CHECK(c.post_send(IBV_WR_SEND, bytes, 0));
@@ -375,7 +387,8 @@ Result<std::vector<double>> send_lat(RcConnection& c, bool initiator, std::size_
 // WRITE ping-pong through the last byte of the buffers (perftest's write_lat).
 Result<std::vector<double>> write_lat(RcConnection& c, bool initiator, std::size_t bytes, std::uint64_t iterations,
                                       double duration_s, Deadline deadline) {
-  if (c.buffer().kind() != MemoryKind::kHost) return invalid_argument("verbs WRITE latency polls host memory: use --mem host or --verb send");
+  if (c.buffer().kind() != MemoryKind::kHost)
+    return invalid_argument("verbs WRITE latency polls host memory: use --mem host or --verb send");
   Watch watch(deadline);
   std::vector<double> samples;
   volatile std::uint8_t* last = c.bytes() + (bytes - 1);
@@ -398,7 +411,8 @@ Result<std::vector<double>> write_lat(RcConnection& c, bool initiator, std::size
   };
   std::uint8_t seq = 0;
   if (initiator) {
-    const auto stop_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
+    const auto stop_at =
+        Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
     for (std::uint64_t i = 0; iterations > 0 ? i < iterations : Clock::now() < stop_at; ++i) {
       const std::uint8_t previous = *last;
       seq = static_cast<std::uint8_t>(seq % 255 + 1);
@@ -430,7 +444,8 @@ struct Side {
     const bool receive = !client || perf.bidirectional;
     if (perf.warmup > 0)
       TERN_CHECK(bw_round(c, perf.verb, bytes, perf.warmup, 0, perf.window, send, receive, deadline_in(timeout_s)));
-    return bw_round(c, perf.verb, bytes, perf.iterations, perf.duration_s, perf.window, send, receive, deadline_in(timeout_s));
+    return bw_round(c, perf.verb, bytes, perf.iterations, perf.duration_s, perf.window, send, receive,
+                    deadline_in(timeout_s));
   }
   Result<std::vector<double>> lat(std::size_t bytes) {
     auto run = perf.verb == VerbsOp::kWrite ? write_lat : send_lat;
@@ -444,7 +459,8 @@ std::size_t largest(const std::vector<std::size_t>& sizes) { return *std::max_el
 Result<nlohmann::json> expect(ControlChannel& ch, const char* type, Deadline deadline) {
   TERN_ASSIGN_OR_RETURN(nlohmann::json m, ch.receive(deadline));
   TERN_CHECK(peer_error(m, ch.peer()));
-  if (m.value("type", "") != type) return corrupt_data(fmt::format("{}: expected '{}', got {}", ch.peer(), type, m.dump().substr(0, 200)));
+  if (m.value("type", "") != type)
+    return corrupt_data(fmt::format("{}: expected '{}', got {}", ch.peer(), type, m.dump().substr(0, 200)));
   return m;
 }
 
@@ -494,9 +510,17 @@ Result<SessionReport> run_sizes(ControlChannel& ch, RcConnection& c, const PerfO
       TERN_ASSIGN_OR_RETURN(std::vector<double> samples, side.lat(bytes));
       LatRow row = lat_row(bytes, samples);
       if (client) {
-        TERN_CHECK(ch.send({{"type", "row"}, {"row", {{"bytes", row.bytes}, {"iterations", row.iterations}, {"t_min", row.t_min},
-                                                      {"t_max", row.t_max}, {"t_typical", row.t_typical}, {"t_avg", row.t_avg},
-                                                      {"t_stdev", row.t_stdev}, {"p99", row.p99}, {"p999", row.p999}}}},
+        TERN_CHECK(ch.send({{"type", "row"},
+                            {"row",
+                             {{"bytes", row.bytes},
+                              {"iterations", row.iterations},
+                              {"t_min", row.t_min},
+                              {"t_max", row.t_max},
+                              {"t_typical", row.t_typical},
+                              {"t_avg", row.t_avg},
+                              {"t_stdev", row.t_stdev},
+                              {"p99", row.p99},
+                              {"p999", row.p999}}}},
                            dl()));
       } else {
         TERN_ASSIGN_OR_RETURN(nlohmann::json m, expect(ch, "row", dl()));
@@ -537,8 +561,9 @@ Status verbs_precheck(const SessionConfig& config) {
 Result<SessionReport> verbs_client(ControlChannel& ch, const SessionConfig& config, const RowSink& sink) {
   const PerfOptions& perf = config.perf;
   TERN_ASSIGN_OR_RETURN(auto conn, RcConnection::open(config, largest(perf.sizes), queue_depth(perf)));
-  TERN_CHECK(ch.send({{"type", "hello"}, {"proto", kControlProtocol}, {"options", to_json(perf)}, {"verbs", to_json(conn->local())}},
-                     deadline_in(config.timeout_s)));
+  TERN_CHECK(ch.send(
+      {{"type", "hello"}, {"proto", kControlProtocol}, {"options", to_json(perf)}, {"verbs", to_json(conn->local())}},
+      deadline_in(config.timeout_s)));
   TERN_ASSIGN_OR_RETURN(nlohmann::json welcome, expect(ch, "welcome", deadline_in(config.timeout_s)));
   if (!welcome.contains("verbs")) return corrupt_data(ch.peer() + ": welcome without verbs address");
   TERN_ASSIGN_OR_RETURN(RcAddress remote, rc_address_from_json(welcome["verbs"], ch.peer()));

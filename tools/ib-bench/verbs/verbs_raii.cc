@@ -15,7 +15,8 @@ bool is_no_rdma(const Status& status) {
 
 namespace detail {
 void report_destroy_failure(const char* what, int rc) {
-  std::fprintf(stderr, "ib-bench: warning: destroying a verbs %s failed: %s\n", what, std::strerror(rc > 0 ? rc : errno));
+  std::fprintf(stderr, "ib-bench: warning: destroying a verbs %s failed: %s\n", what,
+               std::strerror(rc > 0 ? rc : errno));
 }
 }  // namespace detail
 
@@ -28,9 +29,10 @@ Status device_list_outcome(bool list_is_null, int err, int count) {
                                    err != 0 ? std::strerror(err) : "unknown error"));
   }
   if (count <= 0)
-    return unavailable(fmt::format("{}: no adapter found (load its driver, e.g. modprobe mlx5_ib, and ib_uverbs; "
-                                   "`ib-bench check` lists what is missing)",
-                                   kNoRdmaDevices));
+    return unavailable(
+        fmt::format("{}: no adapter found (load its driver, e.g. modprobe mlx5_ib, and ib_uverbs; "
+                    "`ib-bench check` lists what is missing)",
+                    kNoRdmaDevices));
   return Status::ok();
 }
 
@@ -63,7 +65,8 @@ Result<ibv_device*> DeviceList::find(const std::string& name) const {
 Result<DeviceContext> open_device(ibv_device* device) {
   ibv_context* ctx = ibv_open_device(device);
   if (ctx == nullptr)
-    return unavailable(fmt::format("cannot open RDMA device {}: {}", ibv_get_device_name(device), std::strerror(errno)));
+    return unavailable(
+        fmt::format("cannot open RDMA device {}: {}", ibv_get_device_name(device), std::strerror(errno)));
   return DeviceContext(ctx);
 }
 
