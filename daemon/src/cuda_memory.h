@@ -33,9 +33,9 @@ class CudaMapping {
 
  private:
   CudaMapping(void* base, std::size_t bytes, int device) : base_(base), bytes_(bytes), device_(device) {}
-  void* base_;
+  [[maybe_unused]] void* base_;  // used only when built with CUDA
   std::size_t bytes_;
-  int device_;
+  [[maybe_unused]] int device_;
 };
 
 }  // namespace tern::daemon
