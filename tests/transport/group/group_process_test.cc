@@ -29,20 +29,6 @@ GroupOptions test_options() {
   return o;
 }
 
-// Each child writes one line to its pipe: "ok <hash>" or "err <message>".
-struct Child {
-  pid_t pid;
-  int out;
-};
-
-std::string read_all(int fd) {
-  std::string s;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) s.append(buf, static_cast<std::size_t>(n));
-  return s;
-}
-
 enum class Victim { kNone, kKill, kStop };
 
 // Forms a group of `n` processes; rank `victim_rank` blocks before the allreduce (the parent then
@@ -51,42 +37,27 @@ std::vector<std::string> run(int n, Victim victim, int victim_rank, std::size_t 
                              std::chrono::milliseconds op_timeout) {
   auto id = UniqueId::generate("127.0.0.1", testing::free_loopback_port());
   EXPECT_TRUE(id.is_ok());
-  std::vector<Child> children;
+  std::vector<testing::Child> children;
   for (int r = 0; r < n; ++r) {
-    int fds[2];
-    EXPECT_EQ(pipe(fds), 0);
-    const pid_t pid = fork();
-    if (pid == 0) {
-      close(fds[0]);
-      std::string line;
+    children.push_back(testing::fork_child([&, r]() -> std::string {
       auto group = Group::form(*id, r, n, test_options());
-      if (!group.is_ok()) {
-        line = "err " + group.status().to_string();
-      } else {
-        if (victim != Victim::kNone && r == victim_rank) pause();  // waits for the parent's signal
-        std::vector<float> x(count);
-        for (std::size_t i = 0; i < count; ++i) x[i] = static_cast<float>((i * 7 + static_cast<std::size_t>(r)) % 13) - 6.0f;
-        collective::AllreduceOptions o;
-        o.timeout = op_timeout;
-        const Status s = (*group)->communicator().allreduce(x.data(), count, o);
-        if (s.is_ok()) {
-          std::uint64_t h = 1469598103934665603ull;
-          for (float v : x) {
-            std::uint32_t b;
-            std::memcpy(&b, &v, 4);
-            h = (h ^ b) * 1099511628211ull;
-          }
-          line = "ok " + std::to_string(h);
-        } else {
-          line = "err " + s.to_string();
-        }
+      if (!group.is_ok()) return "err " + group.status().to_string();
+      if (victim != Victim::kNone && r == victim_rank) pause();  // waits for the parent's signal
+      std::vector<float> x(count);
+      for (std::size_t i = 0; i < count; ++i) x[i] = static_cast<float>((i * 7 + static_cast<std::size_t>(r)) % 13) - 6.0f;
+      collective::AllreduceOptions o;
+      o.timeout = op_timeout;
+      const Status s = (*group)->communicator().allreduce(x.data(), count, o);
+      if (!s.is_ok()) return "err " + s.to_string();
+      std::uint64_t h = 1469598103934665603ull;
+      for (float v : x) {
+        std::uint32_t b;
+        std::memcpy(&b, &v, 4);
+        h = (h ^ b) * 1099511628211ull;
       }
-      (void)!write(fds[1], line.data(), line.size());
-      close(fds[1]);
-      _exit(0);
-    }
-    close(fds[1]);
-    children.push_back({pid, fds[0]});
+      return "ok " + std::to_string(h);
+    }));
+    EXPECT_GE(children.back().pid, 0);
   }
   if (victim != Victim::kNone) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the others are inside the allreduce
@@ -98,7 +69,7 @@ std::vector<std::string> run(int n, Victim victim, int victim_rank, std::size_t 
       lines.emplace_back();
       continue;
     }
-    lines.push_back(read_all(children[static_cast<std::size_t>(r)].out));
+    lines.push_back(testing::read_all(children[static_cast<std::size_t>(r)].out));
   }
   for (auto& c : children) {
     kill(c.pid, SIGKILL);

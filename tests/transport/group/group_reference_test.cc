@@ -66,50 +66,34 @@ GroupOptions group_options() {
 std::vector<std::string> run_plan(int n, const std::vector<PlannedOp>& plan) {
   auto id = UniqueId::generate("127.0.0.1", testing::free_loopback_port());
   EXPECT_TRUE(id.is_ok());
-  std::vector<std::pair<pid_t, int>> children;
+  std::vector<testing::Child> children;
   for (int r = 0; r < n; ++r) {
-    int fds[2];
-    EXPECT_EQ(pipe(fds), 0);
-    const pid_t pid = fork();
-    if (pid == 0) {
-      close(fds[0]);
+    children.push_back(testing::fork_child([&, r] {
       std::ostringstream out;
       auto group = Group::form(*id, r, n, group_options());
       if (!group.is_ok()) {
         out << "err " << group.status().to_string() << "\n";
-      } else {
-        for (std::size_t k = 0; k < plan.size(); ++k) {
-          std::vector<std::uint8_t> x = input_of(r, k + 1, plan[k]);
-          const Status s = (*group)->communicator().allreduce(x.data(), plan[k].count, plan[k].options);
-          if (!s.is_ok()) {
-            out << "err op " << k + 1 << ": " << s.to_string() << "\n";
-            break;
-          }
-          out << fnv1a(x.data(), x.size()) << "\n";
+        return out.str();
+      }
+      for (std::size_t k = 0; k < plan.size(); ++k) {
+        std::vector<std::uint8_t> x = input_of(r, k + 1, plan[k]);
+        const Status s = (*group)->communicator().allreduce(x.data(), plan[k].count, plan[k].options);
+        if (!s.is_ok()) {
+          out << "err op " << k + 1 << ": " << s.to_string() << "\n";
+          break;
         }
+        out << fnv1a(x.data(), x.size()) << "\n";
       }
-      const std::string text = out.str();
-      for (std::size_t off = 0; off < text.size();) {
-        const ssize_t w = write(fds[1], text.data() + off, text.size() - off);
-        if (w <= 0) break;
-        off += static_cast<std::size_t>(w);
-      }
-      close(fds[1]);
-      _exit(0);
-    }
-    close(fds[1]);
-    children.emplace_back(pid, fds[0]);
+      return out.str();
+    }));
+    EXPECT_GE(children.back().pid, 0);
   }
   std::vector<std::string> outputs;
-  for (auto& [pid, fd] : children) {
-    std::string s;
-    char buf[4096];
-    ssize_t got;
-    while ((got = read(fd, buf, sizeof buf)) > 0) s.append(buf, static_cast<std::size_t>(got));
-    close(fd);
+  for (const auto& child : children) {
+    outputs.push_back(testing::read_all(child.out));
+    close(child.out);
     int status = 0;
-    waitpid(pid, &status, 0);
-    outputs.push_back(s);
+    waitpid(child.pid, &status, 0);
   }
   return outputs;
 }
