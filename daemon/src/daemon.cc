@@ -277,8 +277,11 @@ void Daemon::Impl::shutdown_on_io_thread() {
   boost::system::error_code ignored;
   acceptor.close(ignored);
   tick.cancel();
-  // Fail the groups first so that every pending operation's completion says why.
-  for (auto& g : all_groups) g->fail(unavailable("ternd is shutting down: " + reason));
+  // Fail every pending operation before closing the sockets, so that each completion says why:
+  // those queued in groups, and those still in a ring whose doorbell the io thread has not handled.
+  const Status shutting_down = unavailable("ternd is shutting down: " + reason);
+  for (auto& g : all_groups) g->fail(shutting_down);
+  for (auto& s : all_sessions) s->fail_unread_submissions(shutting_down);
   for (auto& s : all_sessions) s->close("ternd is shutting down: " + reason, false);
 }
 

@@ -317,6 +317,12 @@ void Session::on_doorbell() {
   wait_doorbell();
 }
 
+void Session::fail_unread_submissions(const Status& reason) {
+  if (closed_ || !doorbell_) return;
+  // A corrupt ring is reported by close() later; the entries before the corruption still fail.
+  (void)ring_.drain_submissions([&](const ring::Submission& s) { complete(s.user_data, reason); });
+}
+
 Status Session::dispatch(const ring::Submission& s) {
   auto g = groups_.find(s.group_handle);
   if (g == groups_.end())

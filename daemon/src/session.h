@@ -37,6 +37,9 @@ class Session : public std::enable_shared_from_this<Session> {
   /// io thread: closes the connection, leaves every group (failing their pending operations with
   /// "rank r on host h left: <why>"), drops the shared memory. Idempotent.
   void close(const std::string& why, bool protocol_error);
+  /// Completes, with `reason`, every submission the client published that ternd has not read yet
+  /// (its doorbell may still be unhandled when the daemon stops). io thread only.
+  void fail_unread_submissions(const Status& reason);
 
   /// Any thread: writes a completion into this client's ring and rings its doorbell. A client
   /// whose ring is full or corrupt is disconnected.
