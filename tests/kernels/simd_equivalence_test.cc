@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -623,6 +625,44 @@ TEST(SimdEquivalence, RawHalfPrecisionInputs) {
         const Decoded dg = decode_on(isa, want.chunk, n, acc0, input, 1, dtype, acc0, 3);
         expect_same_decoded(dw, dg, what);
       }
+    }
+}
+
+// Large fp32 decodes into 64-byte-aligned memory take the non-temporal store path (the other
+// tests' outputs are misaligned or small); it must write exactly the scalar bytes and nothing past
+// the end, including the tail rows that it stores normally.
+TEST(SimdEquivalence, LargeAlignedFp32DecodeStreamsTheSameBytes) {
+  TERN_SKIP_WITHOUT_SIMD();
+  IsaGuard guard;
+  struct AlignedFree {
+    void operator()(float* p) const { std::free(p); }
+  };
+  const std::size_t n = (1u << 17) + 37;  // 512 KiB + a partial row of fp32 output
+  std::uint64_t seed = 12000;
+  for (CpuIsa isa : simd_isas())
+    for (Codec codec : kCodecs) {
+      EncodeOptions o;
+      o.codec = codec;
+      o.seed = ++seed;
+      const Bytes input = as_bytes(tricky(n, seed), DType::kF32, 0);
+      const Encoded chunk = encode_on(CpuIsa::kScalar, input, 0, DType::kF32, n, nullptr, o, 0);
+      ASSERT_TRUE(chunk.status.is_ok()) << chunk.status.to_string();
+      std::vector<float> want(n);
+      use(CpuIsa::kScalar);
+      ASSERT_TRUE(decode(chunk.chunk, want.data(), DType::kF32, n).is_ok());
+      const std::size_t padded = (n + 16 + 15) / 16 * 16;
+      std::unique_ptr<float, AlignedFree> got(static_cast<float*>(std::aligned_alloc(64, padded * sizeof(float))));
+      ASSERT_NE(got, nullptr);
+      ASSERT_EQ(reinterpret_cast<std::uintptr_t>(got.get()) % 64, 0u);
+      std::fill(got.get(), got.get() + padded, -7.5f);
+      use(isa);
+      const std::string what = std::string(cpu_isa_name(isa)) + " " + std::string(codec_name(codec));
+      ASSERT_TRUE(decode(chunk.chunk, got.get(), DType::kF32, n).is_ok()) << what;
+      EXPECT_TRUE(same_bytes(want.data(), got.get(), n * sizeof(float)))
+          << what << ": "
+          << first_difference(reinterpret_cast<const std::uint8_t*>(want.data()),
+                              reinterpret_cast<const std::uint8_t*>(got.get()), n * sizeof(float), 4);
+      for (std::size_t i = n; i < padded; ++i) ASSERT_EQ(got.get()[i], -7.5f) << what << ": wrote past the end";
     }
 }
 

@@ -25,6 +25,9 @@ struct Avx2 {
   static F set1(float f) { return _mm256_set1_ps(f); }
   static F load_f32(const void* p) { return _mm256_loadu_ps(static_cast<const float*>(p)); }
   static void store_f32(void* p, F v) { _mm256_storeu_ps(static_cast<float*>(p), v); }
+  static constexpr std::size_t kStreamAlign = 32;
+  static void stream_f32(void* p, F v) { _mm256_stream_ps(static_cast<float*>(p), v); }
+  static void stream_fence() { _mm_sfence(); }
 
   static F load_f16(const void* p) { return _mm256_cvtph_ps(_mm_loadu_si128(static_cast<const __m128i*>(p))); }
   static F load_bf16(const void* p) {

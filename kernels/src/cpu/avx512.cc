@@ -33,6 +33,9 @@ struct Avx512 {
   static F set1(float f) { return _mm512_set1_ps(f); }
   static F load_f32(const void* p) { return _mm512_loadu_ps(p); }
   static void store_f32(void* p, F v) { _mm512_storeu_ps(p, v); }
+  static constexpr std::size_t kStreamAlign = 64;
+  static void stream_f32(void* p, F v) { _mm512_stream_ps(static_cast<float*>(p), v); }
+  static void stream_fence() { _mm_sfence(); }
 
   static F load_f16(const void* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(static_cast<const __m256i*>(p))); }
   static F load_bf16(const void* p) {

@@ -20,6 +20,7 @@
 //   F zero(), set1(float), load_f32(const void*), load_f16(const void*), load_bf16(const void*)
 //   void store_f32(void*, F); uint32 store_f16(void*, F), store_bf16(void*, F): narrow (RNE) and
 //     return the lanes whose result has an all-ones exponent (±Inf or NaN)
+//   void stream_f32(void*, F): non-temporal store to a kStreamAlign-aligned address; stream_fence()
 //   F add, sub, mul, abs; max_bits(F, F): unsigned integer max of the bit patterns
 //   uint32 hmax_bits(F): unsigned integer max of the lanes' bit patterns
 //   float fold32(const F acc[32/W]): the 32 lanes (acc[r] lane l = lane r·W + l) folded as
@@ -49,7 +50,10 @@ namespace {  // NOLINT(google-build-namespaces,cert-dcl59-cpp): internal linkage
 constexpr std::size_t kRow = 32;  // elements per row: the lane-sum width, one 64-bit ternary code word
 constexpr unsigned kRowShift = 5;  // log2(kRow)
 static_assert(kRow == 1u << kRowShift && kRow == kMinBlockSize);
-constexpr std::size_t kGroup = 2048;  // elements per encode group (Philox words generated ahead)
+constexpr std::size_t kGroup = 2048;
+// fp32 decodes of at least this many output bytes bypass the cache (a pipeline chunk of the
+// allgather is 512 KiB; smaller operations are likely read back from the cache right away).
+constexpr std::size_t kStreamMinBytes = 256 << 10;  // elements per encode group (Philox words generated ahead)
 
 constexpr std::uint32_t kPhM0 = 0xD2511F53u, kPhM1 = 0xCD9E8D57u;
 constexpr std::uint32_t kPhW0 = 0x9E3779B9u, kPhW1 = 0xBB67AE85u;
@@ -499,6 +503,21 @@ struct SimdKernels {
     }
   };
 
+  // fp32 output written with non-temporal stores: a large decode's output is not read again soon
+  // (the trainer reads it after the whole operation), so writing around the cache saves the read
+  // for ownership of every line and keeps the engine's chunk buffers cached. Same values as OutSink.
+  struct StreamSink {
+    std::uint8_t* out;  // S::kStreamAlign-aligned
+    void full(std::size_t i, const F* v, DecodeTally&) {
+#pragma GCC unroll 4
+      for (std::size_t r = 0; r < R; ++r) S::stream_f32(out + (i + r * W) * 4, v[r]);
+    }
+    void tail(std::size_t i, std::size_t n, const F* v, DecodeTally& t) {
+      OutSink<DType::kF32> plain{out};
+      plain.tail(i, n, v, t);
+    }
+  };
+
   struct AccSink {
     float* acc;
     static void rows(float* a, const F* v) {
@@ -554,6 +573,12 @@ struct SimdKernels {
     auto* o = static_cast<std::uint8_t*>(out);
     switch (out_dtype) {
       case DType::kF32: {
+        if (job.count * 4 >= kStreamMinBytes && reinterpret_cast<std::uintptr_t>(o) % S::kStreamAlign == 0) {
+          StreamSink sink{o};
+          const DecodeTally t = decode_any(job, sink);
+          S::stream_fence();  // the stores are visible to whoever the caller hands the buffer to next
+          return t;
+        }
         OutSink<DType::kF32> sink{o};
         return decode_any(job, sink);
       }
