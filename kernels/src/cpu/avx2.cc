@@ -134,7 +134,7 @@ struct Avx2 {
     return _mm256_xor_ps(s, _mm256_castsi256_ps(_mm256_slli_epi32(t, 31)));
   }
 
-  // Philox4x32-10 on 3 x 4 counters kept in 64-bit lanes: only the low 32 bits of a lane matter
+  // Philox4x32-7 on 3 x 4 counters kept in 64-bit lanes: only the low 32 bits of a lane matter
   // (vpmuludq reads just those), so a multiply gives hi and lo directly; hi is brought down with a
   // dword shuffle (off the multiplier ports). Counter lane l of a set holds quad {0,2,1,3}[l] so
   // that one unpack puts the words in element order.
@@ -159,7 +159,7 @@ struct Avx2 {
         x2[j] = _mm256_xor_si256(_mm256_shuffle_epi32(p, 0xB1), r0x2);
         x3[j] = p;
       }
-      for (int r = 1; r < 9; ++r) {
+      for (int r = 1; r < kPhRounds - 1; ++r) {
         const __m256i k0 = i32(k.k0[r]), k1 = i32(k.k1[r]);
 #pragma GCC unroll 4
         for (int j = 0; j < kSets; ++j) {
@@ -175,8 +175,8 @@ struct Avx2 {
           x3[j] = p0;
         }
       }
-      // Round 9 leaves each product's halves swapped: (hi, lo) = (word 0 before the xor, word 1).
-      const __m256i k0 = i32(k.k0[9]), k1 = i32(k.k1[9]);
+      // The last round leaves each product's halves swapped: (hi, lo) = (word 0 before the xor, word 1).
+      const __m256i k0 = i32(k.k0[kPhRounds - 1]), k1 = i32(k.k1[kPhRounds - 1]);
 #pragma GCC unroll 4
       for (int j = 0; j < kSets; ++j) {
         const __m256i s1 = _mm256_shuffle_epi32(_mm256_mul_epu32(x2[j], m1), 0xB1);

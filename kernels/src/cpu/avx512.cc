@@ -114,7 +114,7 @@ struct Avx512 {
     return _mm512_mask_xor_ps(s, _cvtu32_mask16(bits & 0xFFFFu), s, _mm512_set1_ps(-0.0f));
   }
 
-  // Philox4x32-10 on 4 x 8 counters kept in 64-bit lanes: only the low 32 bits of a lane matter
+  // Philox4x32-7 on 4 x 8 counters kept in 64-bit lanes: only the low 32 bits of a lane matter
   // (vpmuludq reads just those), so a multiply gives hi and lo directly and hi is brought down with
   // a dword shuffle (port 5) rather than a shift (port 0, which the multiplies need). Counter lane l
   // of a set holds quad {0,4,1,5,2,6,3,7}[l] so that one unpack puts the words in element order.
@@ -140,7 +140,7 @@ struct Avx512 {
         x2[j] = _mm512_xor_si512(_mm512_shuffle_epi32(p, _MM_PERM_CDAB), r0x2);
         x3[j] = p;
       }
-      for (int r = 1; r < 9; ++r) {
+      for (int r = 1; r < kPhRounds - 1; ++r) {
         const __m512i k0 = _mm512_set1_epi32(static_cast<int>(k.k0[r]));
         const __m512i k1 = _mm512_set1_epi32(static_cast<int>(k.k1[r]));
 #pragma GCC unroll 4
@@ -153,10 +153,10 @@ struct Avx512 {
           x3[j] = p0;
         }
       }
-      // Round 9 leaves each product's halves swapped, (hi, lo): xoring only the even dwords gives
+      // The last round leaves each product's halves swapped, (hi, lo): xoring only the even dwords gives
       // (word 0, word 1) and (word 2, word 3) per 64-bit lane directly.
-      const __m512i k0 = _mm512_set1_epi32(static_cast<int>(k.k0[9]));
-      const __m512i k1 = _mm512_set1_epi32(static_cast<int>(k.k1[9]));
+      const __m512i k0 = _mm512_set1_epi32(static_cast<int>(k.k0[kPhRounds - 1]));
+      const __m512i k1 = _mm512_set1_epi32(static_cast<int>(k.k1[kPhRounds - 1]));
 #pragma GCC unroll 4
       for (int j = 0; j < kSets; ++j) {
         const __m512i s1 = _mm512_shuffle_epi32(_mm512_mul_epu32(x2[j], m1), _MM_PERM_CDAB);

@@ -5,7 +5,8 @@
 // unnamed namespace): the two translation units are compiled with different -m flags, so they must
 // not share any out-of-line function, not even an inline one (the linker would keep one copy and an
 // AVX-512 body could end up called on an AVX2-only machine). For the same reason this file calls no
-// inline function of the public headers (float16.h, philox.h, cpu_kernels.h's helpers) and no
+// inline function of the public headers (float16.h, philox.h, cpu_kernels.h's helpers; it takes
+// constants from them) and no
 // <cmath>/<algorithm> templates; it only uses compiler builtins.
 //
 // Bit-exactness with scalar.cc (the reference) rests on:
@@ -43,6 +44,7 @@
 #include <cstring>
 
 #include "cpu_kernels.h"
+#include "tern/kernels/philox.h"
 
 namespace tern::kernels::cpu {
 namespace {  // NOLINT(google-build-namespaces,cert-dcl59-cpp): internal linkage per ISA is the point
@@ -58,16 +60,19 @@ constexpr std::size_t kStreamMinBytes = 256 << 10;  // elements per encode group
 constexpr std::uint32_t kPhM0 = 0xD2511F53u, kPhM1 = 0xCD9E8D57u;
 constexpr std::uint32_t kPhW0 = 0x9E3779B9u, kPhW1 = 0xBB67AE85u;
 
+constexpr int kPhRounds = kTernGradPhiloxRounds;  // a constant of philox.h, not a function
+static_assert(kPhRounds >= 2, "the backends peel the first and the last round");
+
 struct PhiloxKeys {
-  std::uint32_t k0[10];  // round keys: seed words plus r·W0 / r·W1
-  std::uint32_t k1[10];
+  std::uint32_t k0[kPhRounds];  // round keys: seed words plus r·W0 / r·W1
+  std::uint32_t k1[kPhRounds];
   std::uint32_t stream_lo, stream_hi;
 };
 
 PhiloxKeys make_philox_keys(std::uint64_t seed, std::uint64_t stream) {
   PhiloxKeys k{};
   std::uint32_t a = static_cast<std::uint32_t>(seed), b = static_cast<std::uint32_t>(seed >> 32);
-  for (int r = 0; r < 10; ++r) {
+  for (int r = 0; r < kPhRounds; ++r) {
     k.k0[r] = a;
     k.k1[r] = b;
     a += kPhW0;

@@ -66,7 +66,7 @@ struct EncodeOptions {
   /// adds bias. Off by default.
   bool clip = false;
   float clip_sigmas = kDefaultClipSigmas;
-  /// Philox4x32-10 key and stream for terngrad's stochastic rounding. Element i of this call draws
+  /// Philox4x32-7 key and stream for terngrad's stochastic rounding. Element i of this call draws
   /// its uniform from counter (element_offset + i) of (seed, stream): encoding a tensor in pieces
   /// whose starts are multiples of block_size, each with its own element_offset, gives exactly
   /// the bytes of encoding it whole (codes and scales).

@@ -1,8 +1,12 @@
-// Philox4x32-10 (Salmon et al., SC'11), the counter-based generator behind terngrad's stochastic
-// rounding. Usable from host and CUDA device code, so both draw identical numbers.
+// Philox4x32 (Salmon et al., SC'11), the counter-based generator behind terngrad's stochastic
+// rounding, with 7 rounds. Usable from host and CUDA device code, so both draw identical numbers.
 //
 // Element i of a tensor encoded with (seed, stream) uses 32-bit word (i mod 4) of
-//   philox4x32_10(counter = {lo(i/4), hi(i/4), lo(stream), hi(stream)}, key = {lo(seed), hi(seed)}).
+//   philox4x32_7(counter = {lo(i/4), hi(i/4), lo(stream), hi(stream)}, key = {lo(seed), hi(seed)}).
+// Why 7 rounds: it is the fewest with which Philox4x32 passes TestU01's BigCrush (the paper's
+// Table 2); Random123 defaults to 10 as a safety margin for simulations. Stochastic rounding only
+// needs independent uniforms, and the generator is most of terngrad's CPU encode cost, so tern
+// takes the 30% (docs/codecs.md).
 // Its top 24 bits give the uniform u = (w >> 8) · 2^-24 in [0, 1), exactly representable in fp32.
 #pragma once
 
@@ -25,8 +29,13 @@ struct PhiloxBlock {
   std::uint32_t v[4];
 };
 
-TERN_HOST_DEVICE PhiloxBlock philox4x32_10(PhiloxBlock ctr, std::uint32_t k0, std::uint32_t k1) {
-  for (int round = 0; round < 10; ++round) {
+/// Rounds of the generator terngrad draws from (every implementation: scalar, AVX2, AVX-512, CUDA).
+inline constexpr int kTernGradPhiloxRounds = 7;
+
+/// Philox4x32 with `Rounds` rounds (Random123's philox4x32_R).
+template <int Rounds>
+TERN_HOST_DEVICE PhiloxBlock philox4x32(PhiloxBlock ctr, std::uint32_t k0, std::uint32_t k1) {
+  for (int round = 0; round < Rounds; ++round) {
     if (round > 0) {
       k0 += kPhiloxW0;
       k1 += kPhiloxW1;
@@ -42,7 +51,7 @@ TERN_HOST_DEVICE PhiloxBlock philox4x32_10(PhiloxBlock ctr, std::uint32_t k0, st
 
 /// The four words for elements 4·quad .. 4·quad+3 of (seed, stream).
 TERN_HOST_DEVICE PhiloxBlock philox_quad(std::uint64_t seed, std::uint64_t stream, std::uint64_t quad) {
-  return philox4x32_10(PhiloxBlock{{static_cast<std::uint32_t>(quad), static_cast<std::uint32_t>(quad >> 32),
+  return philox4x32<kTernGradPhiloxRounds>(PhiloxBlock{{static_cast<std::uint32_t>(quad), static_cast<std::uint32_t>(quad >> 32),
                                     static_cast<std::uint32_t>(stream), static_cast<std::uint32_t>(stream >> 32)}},
                        static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
 }
