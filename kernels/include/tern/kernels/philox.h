@@ -3,8 +3,8 @@
 //
 // Element i of a tensor encoded with (seed, stream) uses 32-bit word (i mod 4) of
 //   philox4x32_7(counter = {lo(i/4), hi(i/4), lo(stream), hi(stream)}, key = {lo(seed), hi(seed)}).
-// Why 7 rounds: it is the fewest with which Philox4x32 passes TestU01's BigCrush (the paper's
-// Table 2); Random123 defaults to 10 as a safety margin for simulations. Stochastic rounding only
+// Why 7 rounds: it is the fewest with which Philox4x32 passes TestU01's batteries in the paper's
+// tests (it calls such generators Crush-resistant); Random123 defaults to 10 as a safety margin for simulations. Stochastic rounding only
 // needs independent uniforms, and the generator is most of terngrad's CPU encode cost, so tern
 // takes the 30% (docs/codecs.md).
 // Its top 24 bits give the uniform u = (w >> 8) · 2^-24 in [0, 1), exactly representable in fp32.
