@@ -93,6 +93,11 @@ const std::array kTable = std::to_array<ConfigEntry>({
   {"control.max_client_memory", "TERN_MAX_CLIENT_MEMORY", "--max-client-memory", kBytes, kMiB, 16 * kTiB, "",
    "shared memory one trainer may map into ternd (arenas and staging), bytes or \"<n>MiB|GiB|TiB\"",
    get_field<&DaemonConfig::max_client_memory_bytes>, set_field<&DaemonConfig::max_client_memory_bytes>, nullptr},
+  {"control.poll_us", "TERN_POLL_US", "--poll-us", kUnsigned, 0, 100000, "",
+   "after serving a submission, microseconds ternd keeps polling the trainers' rings before it sleeps "
+   "(saves the next operation's wake-up on nodes with a spare core; where trainers spin on every core it "
+   "only competes with them); 0: sleep at once",
+   get_field<&DaemonConfig::poll_us>, set_field<&DaemonConfig::poll_us>, nullptr},
 
   {"group.advertise_host", "TERN_ADVERTISE_HOST", "--advertise-host", kString, 0, 0, "empty, a host name or an IP address",
    "address other nodes reach this node at; empty: the first non-loopback IPv4 address",

@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <map>
 #include <memory>
@@ -33,6 +34,7 @@ struct Daemon::Impl : std::enable_shared_from_this<Daemon::Impl> {
   std::atomic<std::int64_t> last_progress_ns{0};
   std::atomic<bool> stopping{false};
   std::atomic<bool> ran{false};
+  std::atomic<std::uint64_t> submissions_polled{0};  ///< found by poll_rings, not a doorbell
 
   mutable std::mutex mutex;  // guards everything below
   std::string stop_reason;
@@ -43,6 +45,11 @@ struct Daemon::Impl : std::enable_shared_from_this<Daemon::Impl> {
   std::uint64_t clients_accepted = 0, clients_refused = 0, protocol_errors = 0;
   std::deque<std::string> recent_errors;  // at most kMaxRecentErrors, newest last
 
+  // io thread only: the ring poll after a submission (see keep_polling)
+  std::chrono::steady_clock::time_point poll_until{};
+  bool poll_posted = false;
+  std::vector<std::shared_ptr<Session>> poll_sessions;  // reused snapshot of `sessions`
+
   static constexpr std::size_t kMaxRecentErrors = 32;
   void record_error(const std::string& message);  // takes `mutex`
 
@@ -51,6 +58,9 @@ struct Daemon::Impl : std::enable_shared_from_this<Daemon::Impl> {
   /// Removes every group (live and retired) under the lock; dropping the result joins their workers.
   std::vector<std::shared_ptr<GroupState>> take_all_groups();
   void on_tick();
+  /// A session served submissions: keep polling every ring for config.poll_us from now.
+  void keep_polling();
+  void poll_rings();
   void session_closed(std::uint64_t id);
   void shutdown_on_io_thread();
   /// Looks up or creates the group for a join; checks ownership and consistency.

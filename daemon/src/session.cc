@@ -306,15 +306,22 @@ void Session::on_doorbell() {
   std::uint64_t value;
   while (::read(doorbell_->native_handle(), &value, sizeof value) > 0) {
   }
+  if (poll_submissions() > 0) daemon_.keep_polling();
+  if (closed_) return;
+  daemon_.last_progress_ns = std::chrono::steady_clock::now().time_since_epoch().count();
+  wait_doorbell();
+}
+
+std::size_t Session::poll_submissions() {
+  if (closed_ || !doorbell_) return 0;
   auto drained = ring_.drain_submissions([this](const ring::Submission& s) {
     if (Status st = dispatch(s); !st) complete(s.user_data, st);
   });
   if (!drained) {
     close(drained.status().message(), true);
-    return;
+    return 0;
   }
-  daemon_.last_progress_ns = std::chrono::steady_clock::now().time_since_epoch().count();
-  wait_doorbell();
+  return *drained;
 }
 
 void Session::fail_unread_submissions(const Status& reason) {

@@ -40,6 +40,9 @@ class Session : public std::enable_shared_from_this<Session> {
   /// Completes, with `reason`, every submission the client published that ternd has not read yet
   /// (its doorbell may still be unhandled when the daemon stops). io thread only.
   void fail_unread_submissions(const Status& reason);
+  /// io thread: hands every submission published so far to its group (a corrupt ring closes the
+  /// session). Returns how many there were.
+  std::size_t poll_submissions();
 
   /// Any thread: writes a completion into this client's ring and rings its doorbell. A client
   /// whose ring is full or corrupt is disconnected.

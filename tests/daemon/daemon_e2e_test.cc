@@ -35,6 +35,7 @@ struct Shape {
   collective::ReduceOp op = collective::ReduceOp::kSum;
   kernels::Codec scatter = kernels::Codec::kTernGrad, gather = kernels::Codec::kTernGrad;
   bool registered = false;
+  std::uint32_t poll_us = 0;  ///< ternd's ring polling after a submission (config control.poll_us)
 };
 
 std::vector<std::string> trainer_args(const Shape& s, const std::string& socket, const std::string& id, int rank) {
@@ -59,7 +60,9 @@ void run_and_check(const Shape& shape) {
   std::vector<std::string> sockets;
   for (int n = 0; n < shape.nodes; ++n) {
     sockets.push_back(dir.path() + "/node" + std::to_string(n) + ".sock");
-    daemons.push_back(std::make_unique<TestDaemon>(test_config(sockets.back())));
+    DaemonConfig config = test_config(sockets.back());
+    config.poll_us = shape.poll_us;
+    daemons.push_back(std::make_unique<TestDaemon>(config));
     ASSERT_TRUE(daemons.back()->ok());
   }
   const std::string id = unique_id(sockets[0]);
@@ -70,6 +73,12 @@ void run_and_check(const Shape& shape) {
     trainers.push_back(std::make_unique<Trainer>(trainer_args(shape, sockets[static_cast<std::size_t>(r / shape.local)], id, r),
                                                  dir.path() + "/out" + std::to_string(r)));
   for (auto& t : trainers) EXPECT_EQ(t->wait(60s), 0) << t->output().substr(0, 300);
+  if (shape.poll_us > 0) {
+    // The trainers submit again within microseconds of a completion: with a 100 ms poll some of
+    // those submissions must have been found by the poll rather than by their doorbell.
+    const std::string status = (*daemons[0])->status_json();
+    EXPECT_EQ(status.find("\"submissions_polled\":0"), std::string::npos) << status;
+  }
 
   const std::size_t bytes = shape.count * kernels::dtype_size(shape.dtype);
   const std::string first = trainers[0]->output();
@@ -105,6 +114,14 @@ TEST(DaemonE2E, OneNodeFourTrainersFp16MeanTernaryEf) {
   s.scatter = kernels::Codec::kTernaryEf;
   s.gather = kernels::Codec::kBf16;
   s.count = 777;
+  run_and_check(s);
+}
+
+TEST(DaemonE2E, OneNodeFourTrainersWithRingPolling) {
+  Shape s;
+  s.local = 4;
+  s.iters = 20;
+  s.poll_us = 100'000;
   run_and_check(s);
 }
 

@@ -1,6 +1,6 @@
 // tern-ternd-bench: ternd's data path, measured.
 //
-//   tern-ternd-bench latency [--iters 20000] [--codec fp32|terngrad|...]
+//   tern-ternd-bench latency [--iters 20000] [--codec fp32|terngrad|...] [--poll-us 0]
 //       An in-process ternd and two trainers (two libtern connections, one thread each) on one
 //       node run 4-byte allreduces back to back; prints the median, p90 and p99 submit->complete
 //       time of trainer 0, next to the median round trip of 4 bytes over a plain Unix socket pair
@@ -98,6 +98,7 @@ int latency(int argc, char** argv) {
   config.socket_path = std::string(dir) + "/ternd.sock";
   config.advertise_host = "127.0.0.1";
   config.log_level = "warn";
+  config.poll_us = static_cast<std::uint32_t>(std::stoul(arg(argc, argv, "--poll-us", "0")));
   auto daemon = tern::daemon::Daemon::create(config);
   if (!daemon) {
     std::fprintf(stderr, "%s\n", daemon.status().to_string().c_str());

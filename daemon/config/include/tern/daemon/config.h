@@ -32,6 +32,9 @@ struct DaemonConfig {
   std::string socket_group = "";   ///< group owning the socket (mode 0660); empty: the daemon's group
   std::uint32_t max_clients = 256;  ///< connected trainers at once; more are refused with a message
   std::uint64_t max_client_memory_bytes = std::uint64_t{64} << 30;  ///< shared memory per client
+  /// After serving a submission, how long (µs) the io thread keeps polling the trainers' rings
+  /// before it sleeps in epoll; 0: sleep at once.
+  std::uint32_t poll_us = 0;
   // groups and the inter-node transport
   std::string advertise_host = "";  ///< address peers reach this node at; empty: first non-loopback IPv4
   std::uint16_t rendezvous_port = 0;  ///< port of rendezvous this node hosts; 0: ephemeral per group
