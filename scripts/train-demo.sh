@@ -118,7 +118,7 @@ if [ $need_tern -eq 1 ]; then
     # UCX over TCP only: the namespaces share one kernel, and UCX's shared-memory transports would
     # bypass the shaped links.
     "$cluster" --prefix "$prefix" exec "$k" -- "$ternd" --config /dev/null --socket-path "$work/ternd-n$k.sock" \
-      --ucx-tls tcp,self --log-format text --log-level info >"$out/logs/ternd-n$k.log" 2>&1 &
+      --ucx-tls tcp,self --log-format text --log-level "${TERND_LOG_LEVEL:-info}" >"$out/logs/ternd-n$k.log" 2>&1 &
     ternd_pids+=($!)
   done
   for ((k = 0; k < n; k++)); do
