@@ -24,10 +24,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <random>
 #include <span>
 #include <string>
 #include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "tern/kernels/codec.h"
 
@@ -43,24 +47,13 @@ constexpr std::uint32_t kBlockSizes[] = {32, 64, 128, 256, 512, 1024, 2048, 4096
 constexpr double kClipSigmas = 2.5;  // == tern::kernels::kDefaultClipSigmas
 constexpr std::uint64_t kCheckSeed = 0x7465726E67726164ULL;  // "terngrad"
 
-constexpr const char* kUsage = R"(usage: tern-block-size-study [options]
-
-Prints the Markdown tables used to choose tern's default block size: terngrad's exact normalized
+constexpr const char* kDescription = R"(Prints the Markdown tables used to choose tern's default block size: terngrad's exact normalized
 error (with and without 2.5-sigma clipping), wire bits per element, error x bits, ternary-ef and
 sign-ef one-shot error, for Gaussian, Laplace and Student-t(3) data (2^20 elements, fixed seeds)
 and block sizes 32..4096 plus "layer" (one scale for the whole tensor), followed by a measured
 check of the exact formula against real terngrad encodes and the seed-to-seed spread of the
 columns an earlier measurement reported (layer max, layer clip 2.5 sigma, blocks 2048/512/128/32).
-Exit status: 0, or 1 when a measured check falls outside its tolerance.
-
-Options:
-  --streams N        Philox streams averaged in the measured check (default 64, at least 16 so
-                     that the standard error is itself well estimated)
-  --check-block B    block size of the measured check (default: kDefaultBlockSize)
-  --seeds N          seeds in the seed-sensitivity table (default 16; the first is the main sample)
-  --json FILE        also write every number as JSON
-  --help             this text
-)";
+Exit status: 0, or 1 when a measured check falls outside its tolerance.)";
 
 [[noreturn]] void die(const std::string& message, int code = 1) {
   std::fflush(stdout);
@@ -471,52 +464,48 @@ void print_markdown(const std::vector<DistResult>& results, std::uint32_t check_
 }
 
 void write_json(const std::string& path, const std::vector<DistResult>& results, std::uint32_t check_block) {
-  std::FILE* f = std::fopen(path.c_str(), "w");
-  if (!f) die("cannot open " + path + " for writing");
-  std::fprintf(f, "{\n  \"tool\": \"tern-block-size-study\",\n  \"elements\": %zu,\n  \"clip_sigmas\": %.2f,\n",
-               kElements, kClipSigmas);
-  std::fprintf(f, "  \"check_block\": %u,\n  \"distributions\": [\n", check_block);
-  for (std::size_t d = 0; d < results.size(); ++d) {
-    const DistResult& r = results[d];
-    std::fprintf(f,
-                 "    {\"name\": \"%s\", \"seed\": %llu, \"mean\": %.9g, \"std\": %.9g, \"kurtosis\": %.9g, "
-                 "\"max_abs\": %.9g,\n     \"rows\": [\n",
-                 r.dist->name, static_cast<unsigned long long>(r.dist->seed), r.mean, r.std, r.kurtosis, r.amax);
-    for (std::size_t k = 0; k < r.rows.size(); ++k) {
-      const BlockRow& row = r.rows[k];
-      std::fprintf(f,
-                   "       {\"block\": \"%s\", \"elements_per_scale\": %.0f, \"bits_per_element\": %.9g, "
-                   "\"terngrad_err\": %.9g, \"terngrad_err_x_bits\": %.9g, \"terngrad_clip_err\": %.9g, "
-                   "\"terngrad_clip_err_x_bits\": %.9g, \"ternary_ef_err\": %.9g, \"sign_ef_err\": %.9g}%s\n",
-                   row.label.c_str(), row.block, row.bits, row.tg, row.tg * row.bits, row.tg_clip,
-                   row.tg_clip * row.bits, row.ternary_ef, row.sign_ef, k + 1 < r.rows.size() ? "," : "");
-    }
-    std::fprintf(f, "     ],\n     \"checks\": [\n");
-    for (std::size_t k = 0; k < r.checks.size(); ++k) {
-      const Check& c = r.checks[k];
-      std::fprintf(f,
-                   "       {\"clip\": %s, \"streams\": %d, \"exact\": %.9g, \"measured_mean\": %.9g, \"se\": %.9g, "
-                   "\"pass\": %s}%s\n",
-                   c.clip ? "true" : "false", c.streams, c.exact, c.mean, c.se, c.pass ? "true" : "false",
-                   k + 1 < r.checks.size() ? "," : "");
-    }
-    std::fprintf(f, "     ],\n     \"seed_spread\": {\"seeds\": %d", r.seeds);
+  nlohmann::json distributions = nlohmann::json::array();
+  for (const DistResult& r : results) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const BlockRow& row : r.rows)
+      rows.push_back({{"block", row.label},
+                      {"elements_per_scale", row.block},
+                      {"bits_per_element", row.bits},
+                      {"terngrad_err", row.tg},
+                      {"terngrad_err_x_bits", row.tg * row.bits},
+                      {"terngrad_clip_err", row.tg_clip},
+                      {"terngrad_clip_err_x_bits", row.tg_clip * row.bits},
+                      {"ternary_ef_err", row.ternary_ef},
+                      {"sign_ef_err", row.sign_ef}});
+    nlohmann::json checks = nlohmann::json::array();
+    for (const Check& c : r.checks)
+      checks.push_back({{"clip", c.clip},
+                        {"streams", c.streams},
+                        {"exact", c.exact},
+                        {"measured_mean", c.mean},
+                        {"se", c.se},
+                        {"pass", c.pass}});
+    nlohmann::json spread = {{"seeds", r.seeds}};
     for (int c = 0; c < kRefColumns; ++c)
-      std::fprintf(f, ", \"%s\": [%.9g, %.9g, %.9g]", kRefColumnNames[c], r.spread[c].min, r.spread[c].median,
-                   r.spread[c].max);
-    std::fprintf(f, "}}%s\n", d + 1 < results.size() ? "," : "");
+      spread[kRefColumnNames[c]] = {r.spread[c].min, r.spread[c].median, r.spread[c].max};
+    distributions.push_back({{"name", r.dist->name},
+                             {"seed", r.dist->seed},
+                             {"mean", r.mean},
+                             {"std", r.std},
+                             {"kurtosis", r.kurtosis},
+                             {"max_abs", r.amax},
+                             {"rows", rows},
+                             {"checks", checks},
+                             {"seed_spread", spread}});
   }
-  std::fprintf(f, "  ]\n}\n");
-  if (std::fclose(f) != 0) die("error writing " + path);
-}
-
-long parse_int(const std::string& text, const char* what, long lo, long hi) {
-  char* end = nullptr;
-  const long v = std::strtol(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0' || v < lo || v > hi)
-    die(std::string("bad ") + what + " '" + text + "' (expected " + std::to_string(lo) + ".." + std::to_string(hi) + ")",
-        2);
-  return v;
+  const nlohmann::json doc = {{"tool", "tern-block-size-study"},
+                              {"elements", kElements},
+                              {"clip_sigmas", kClipSigmas},
+                              {"check_block", check_block},
+                              {"distributions", distributions}};
+  std::ofstream out(path);
+  out << doc.dump(1) << "\n";
+  if (!out) die("error writing " + path);
 }
 
 }  // namespace
@@ -526,30 +515,26 @@ int main(int argc, char** argv) {
   int seeds = 16;
   std::uint32_t check_block = tk::kDefaultBlockSize;
   std::string json_path;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) die("option " + arg + " needs a value", 2);
-      return argv[++i];
-    };
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (arg == "--streams") {
-      streams = static_cast<int>(parse_int(value(), "--streams", 16, 100000));
-    } else if (arg == "--seeds") {
-      seeds = static_cast<int>(parse_int(value(), "--seeds", 1, 10000));
-    } else if (arg == "--check-block") {
-      check_block = static_cast<std::uint32_t>(parse_int(value(), "--check-block", tk::kMinBlockSize, tk::kMaxBlockSize));
-      tk::EncodeOptions o;
-      o.block_size = check_block;
-      if (const tern::Status s = tk::validate(o); !s.is_ok()) die("--check-block: " + s.message(), 2);
-    } else if (arg == "--json") {
-      json_path = value();
-    } else {
-      die("unknown option '" + arg + "' (see --help)", 2);
-    }
-  }
+  CLI::App app{kDescription, "tern-block-size-study"};
+  app.add_option("--streams", streams,
+                 "Philox streams averaged in the measured check (at least 16 so that the standard error is itself "
+                 "well estimated)")
+      ->check(CLI::Range(16, 100000))
+      ->capture_default_str();
+  app.add_option("--check-block", check_block, "block size of the measured check (default: kDefaultBlockSize)")
+      ->check(CLI::Range(tk::kMinBlockSize, tk::kMaxBlockSize))
+      ->check([](const std::string& text) -> std::string {
+        tk::EncodeOptions o;
+        o.block_size = static_cast<std::uint32_t>(std::stoul(text));
+        const tern::Status s = tk::validate(o);
+        return s.is_ok() ? std::string() : s.message();
+      })
+      ->capture_default_str();
+  app.add_option("--seeds", seeds, "seeds in the seed-sensitivity table (the first is the main sample)")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app.add_option("--json", json_path, "also write every number as JSON to this file");
+  CLI11_PARSE(app, argc, argv);
 
   std::vector<DistResult> results;
   for (const Distribution& d : kDistributions) results.push_back(study(d, check_block, streams, seeds));
