@@ -1,5 +1,6 @@
 #include "cuda_memory.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -74,5 +75,55 @@ Status CudaMapping::copy_from_host(std::size_t, const void*, std::size_t) const 
 }
 
 #endif
+
+namespace {
+
+constexpr std::size_t kStagingAlign = 64;  // the decoders' streaming stores want 64-byte lines
+
+// Page-locked memory, or nullptr (no CUDA, no device, or the memlock limit).
+std::uint8_t* allocate_pinned(std::size_t bytes) noexcept {
+#if TERN_HAVE_CUDA
+  void* p = nullptr;
+  if (cudaMallocHost(&p, bytes) == cudaSuccess) return static_cast<std::uint8_t*>(p);
+  (void)cudaGetLastError();
+#else
+  (void)bytes;
+#endif
+  return nullptr;
+}
+
+}  // namespace
+
+Result<std::uint8_t*> HostStaging::reserve(std::size_t bytes) {
+  if (bytes <= capacity_ && data_) return data_;
+  release();
+  if (std::uint8_t* p = allocate_pinned(bytes)) {
+    data_ = p;
+    pinned_ = true;
+  } else {
+    const std::size_t rounded = (bytes + kStagingAlign - 1) / kStagingAlign * kStagingAlign;
+    data_ = static_cast<std::uint8_t*>(std::aligned_alloc(kStagingAlign, rounded == 0 ? kStagingAlign : rounded));
+    if (!data_) return unavailable("cannot allocate " + std::to_string(bytes) + " bytes of host staging for a GPU buffer");
+    pinned_ = false;
+  }
+  capacity_ = bytes;
+  return data_;
+}
+
+void HostStaging::release() noexcept {
+  if (!data_) return;
+#if TERN_HAVE_CUDA
+  if (pinned_) {
+    (void)cudaFreeHost(data_);
+  } else {
+    std::free(data_);
+  }
+#else
+  std::free(data_);
+#endif
+  data_ = nullptr;
+  capacity_ = 0;
+  pinned_ = false;
+}
 
 }  // namespace tern::daemon

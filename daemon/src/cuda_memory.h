@@ -38,4 +38,28 @@ class CudaMapping {
   [[maybe_unused]] int device_;
 };
 
+/// Host memory a group stages one member's GPU buffer through, kept across operations: page-locked
+/// (cudaMallocHost) so that the copies run at the link's speed without a bounce through pageable
+/// memory; ordinary 64-byte-aligned memory where pinning fails (no device, RLIMIT_MEMLOCK) or
+/// without CUDA. Grows, never shrinks. Not thread-safe: the executor of a group's operation (one
+/// at a time) uses it.
+class HostStaging {
+ public:
+  HostStaging() = default;
+  ~HostStaging() { release(); }
+  HostStaging(const HostStaging&) = delete;
+  HostStaging& operator=(const HostStaging&) = delete;
+
+  /// At least `bytes` bytes (the previous contents are not kept when it grows).
+  Result<std::uint8_t*> reserve(std::size_t bytes);
+  bool pinned() const noexcept { return pinned_; }
+  std::size_t capacity() const noexcept { return capacity_; }
+
+ private:
+  void release() noexcept;
+  std::uint8_t* data_ = nullptr;
+  std::size_t capacity_ = 0;
+  bool pinned_ = false;
+};
+
 }  // namespace tern::daemon

@@ -36,7 +36,11 @@ std::string describe_args(const ring::Submission& a) {
 }  // namespace
 
 GroupState::GroupState(Daemon::Impl& daemon, transport::UniqueId id, GroupParams params)
-    : daemon_(daemon), id_(std::move(id)), params_(params), members_(static_cast<std::size_t>(params.local_size)) {
+    : daemon_(daemon),
+      id_(std::move(id)),
+      params_(params),
+      members_(static_cast<std::size_t>(params.local_size)),
+      staging_(std::make_unique<HostStaging[]>(static_cast<std::size_t>(params.local_size))) {
   worker_ = std::thread([this] { worker_main(); });
 }
 
@@ -343,11 +347,12 @@ Status GroupState::execute(std::vector<OpRequest>& ops, std::uint64_t k) {
   auto deadline = ops[0].deadline;
   for (const OpRequest& op : ops) deadline = std::min(deadline, op.deadline);
   const std::size_t bytes = count * kernels::dtype_size(dtype);
-  for (OpRequest& op : ops) {
+  for (std::size_t i = 0; i < ops.size(); ++i) {  // ops[i] is local rank i's (pop_ready_locked)
+    OpRequest& op = ops[i];
     if (!op.cuda) continue;
-    op.staging.resize(bytes);
-    TERN_CHECK(op.cuda->copy_to_host(op.cuda_offset, op.staging.data(), bytes));
-    op.data = op.staging.data();
+    TERN_ASSIGN_OR_RETURN(std::uint8_t* staging, staging_[i].reserve(bytes));
+    TERN_CHECK(op.cuda->copy_to_host(op.cuda_offset, staging, bytes));
+    op.data = staging;
   }
   collective::AllreduceOptions options;
   options.scatter_codec = static_cast<kernels::Codec>(a.scatter_codec);

@@ -34,10 +34,9 @@ struct OpRequest {
   std::uint64_t user_data = 0;
   ring::Submission args{};
   std::shared_ptr<SharedMapping> memory;  // keeps the arena mapped while the op runs
-  std::uint8_t* data = nullptr;           // inside memory (range checked), or staging for GPU buffers
-  std::shared_ptr<CudaMapping> cuda;      // a GPU buffer: staged through `staging` around the op
+  std::uint8_t* data = nullptr;           // inside memory (range checked), or the group's staging
+  std::shared_ptr<CudaMapping> cuda;      // a GPU buffer: staged through host memory around the op
   std::size_t cuda_offset = 0;
-  std::vector<std::uint8_t> staging;
   std::chrono::steady_clock::time_point deadline;
 };
 
@@ -114,6 +113,7 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   std::deque<std::string> errors_;
   std::atomic<bool> worker_done_{false};
   std::vector<float> acc_;  // used by whoever executes (executing_)
+  std::unique_ptr<HostStaging[]> staging_;  // per local rank, for GPU buffers; as acc_
   std::chrono::steady_clock::time_point last_done_;  // likewise: for the debug timing line
   std::thread worker_;
 };
