@@ -1,7 +1,7 @@
 #include "cuda_memory.h"
 
-#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 
 #if TERN_HAVE_CUDA
@@ -78,8 +78,6 @@ Status CudaMapping::copy_from_host(std::size_t, const void*, std::size_t) const 
 
 namespace {
 
-constexpr std::size_t kStagingAlign = 64;  // the decoders' streaming stores want 64-byte lines
-
 // Page-locked memory, or nullptr (no CUDA, no device, or the memlock limit).
 std::uint8_t* allocate_pinned(std::size_t bytes) noexcept {
 #if TERN_HAVE_CUDA
@@ -94,36 +92,30 @@ std::uint8_t* allocate_pinned(std::size_t bytes) noexcept {
 
 }  // namespace
 
-Result<std::uint8_t*> HostStaging::reserve(std::size_t bytes) {
-  if (bytes <= capacity_ && data_) return data_;
-  release();
-  if (std::uint8_t* p = allocate_pinned(bytes)) {
-    data_ = p;
-    pinned_ = true;
-  } else {
-    const std::size_t rounded = (bytes + kStagingAlign - 1) / kStagingAlign * kStagingAlign;
-    data_ = static_cast<std::uint8_t*>(std::aligned_alloc(kStagingAlign, rounded == 0 ? kStagingAlign : rounded));
-    if (!data_) return unavailable("cannot allocate " + std::to_string(bytes) + " bytes of host staging for a GPU buffer");
-    pinned_ = false;
-  }
-  capacity_ = bytes;
-  return data_;
+void HostStaging::FreePinned::operator()(std::uint8_t* p) const noexcept {
+#if TERN_HAVE_CUDA
+  (void)cudaFreeHost(p);
+#else
+  (void)p;  // allocate_pinned never succeeds without CUDA
+#endif
 }
 
-void HostStaging::release() noexcept {
-  if (!data_) return;
-#if TERN_HAVE_CUDA
-  if (pinned_) {
-    (void)cudaFreeHost(data_);
-  } else {
-    std::free(data_);
-  }
-#else
-  std::free(data_);
-#endif
-  data_ = nullptr;
+Result<std::uint8_t*> HostStaging::reserve(std::size_t bytes) {
+  if (bytes <= capacity_ && capacity_ > 0) return pinned_ ? pinned_.get() : unpinned_.data();
+  pinned_.reset();
+  unpinned_ = AlignedBuffer();
   capacity_ = 0;
-  pinned_ = false;
+  const std::size_t n = bytes == 0 ? 1 : bytes;
+  pinned_.reset(allocate_pinned(n));
+  if (!pinned_) {
+    try {
+      unpinned_ = AlignedBuffer(n);
+    } catch (const std::bad_alloc&) {
+      return unavailable("cannot allocate " + std::to_string(bytes) + " bytes of host staging for a GPU buffer");
+    }
+  }
+  capacity_ = n;
+  return pinned_ ? pinned_.get() : unpinned_.data();
 }
 
 }  // namespace tern::daemon

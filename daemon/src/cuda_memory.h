@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 
+#include "tern/common/aligned_buffer.h"
 #include "tern/common/status.h"
 
 namespace tern::daemon {
@@ -45,21 +46,18 @@ class CudaMapping {
 /// at a time) uses it.
 class HostStaging {
  public:
-  HostStaging() = default;
-  ~HostStaging() { release(); }
-  HostStaging(const HostStaging&) = delete;
-  HostStaging& operator=(const HostStaging&) = delete;
-
   /// At least `bytes` bytes (the previous contents are not kept when it grows).
   Result<std::uint8_t*> reserve(std::size_t bytes);
-  bool pinned() const noexcept { return pinned_; }
+  bool pinned() const noexcept { return pinned_ != nullptr; }
   std::size_t capacity() const noexcept { return capacity_; }
 
  private:
-  void release() noexcept;
-  std::uint8_t* data_ = nullptr;
+  struct FreePinned {
+    void operator()(std::uint8_t* p) const noexcept;
+  };
+  std::unique_ptr<std::uint8_t, FreePinned> pinned_;  // cudaMallocHost'ed, or null
+  AlignedBuffer unpinned_;                            // the fallback
   std::size_t capacity_ = 0;
-  bool pinned_ = false;
 };
 
 }  // namespace tern::daemon

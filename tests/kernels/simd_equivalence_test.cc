@@ -8,15 +8,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <limits>
-#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "cpu/cpu_kernels.h"
+#include "tern/common/aligned_buffer.h"
 #include "tern/kernels/codec.h"
 #include "tern/kernels/float16.h"
 #include "tern/kernels/wire_format.h"
@@ -634,9 +633,6 @@ TEST(SimdEquivalence, RawHalfPrecisionInputs) {
 TEST(SimdEquivalence, LargeAlignedFp32DecodeStreamsTheSameBytes) {
   TERN_SKIP_WITHOUT_SIMD();
   IsaGuard guard;
-  struct AlignedFree {
-    void operator()(float* p) const { std::free(p); }
-  };
   const std::size_t n = (1u << 17) + 37;  // 512 KiB + a partial row of fp32 output
   std::uint64_t seed = 12000;
   for (CpuIsa isa : simd_isas())
@@ -651,18 +647,18 @@ TEST(SimdEquivalence, LargeAlignedFp32DecodeStreamsTheSameBytes) {
       use(CpuIsa::kScalar);
       ASSERT_TRUE(decode(chunk.chunk, want.data(), DType::kF32, n).is_ok());
       const std::size_t padded = (n + 16 + 15) / 16 * 16;
-      std::unique_ptr<float, AlignedFree> got(static_cast<float*>(std::aligned_alloc(64, padded * sizeof(float))));
-      ASSERT_NE(got, nullptr);
-      ASSERT_EQ(reinterpret_cast<std::uintptr_t>(got.get()) % 64, 0u);
-      std::fill(got.get(), got.get() + padded, -7.5f);
+      const AlignedBuffer buffer(padded * sizeof(float));
+      float* got = buffer.floats();
+      ASSERT_EQ(reinterpret_cast<std::uintptr_t>(got) % 64, 0u);
+      std::fill(got, got + padded, -7.5f);
       use(isa);
       const std::string what = std::string(cpu_isa_name(isa)) + " " + std::string(codec_name(codec));
-      ASSERT_TRUE(decode(chunk.chunk, got.get(), DType::kF32, n).is_ok()) << what;
-      EXPECT_TRUE(same_bytes(want.data(), got.get(), n * sizeof(float)))
+      ASSERT_TRUE(decode(chunk.chunk, got, DType::kF32, n).is_ok()) << what;
+      EXPECT_TRUE(same_bytes(want.data(), got, n * sizeof(float)))
           << what << ": "
           << first_difference(reinterpret_cast<const std::uint8_t*>(want.data()),
-                              reinterpret_cast<const std::uint8_t*>(got.get()), n * sizeof(float), 4);
-      for (std::size_t i = n; i < padded; ++i) ASSERT_EQ(got.get()[i], -7.5f) << what << ": wrote past the end";
+                              reinterpret_cast<const std::uint8_t*>(got), n * sizeof(float), 4);
+      for (std::size_t i = n; i < padded; ++i) ASSERT_EQ(got[i], -7.5f) << what << ": wrote past the end";
     }
 }
 

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tern/common/aligned_buffer.h"
 #include "tern/kernels/codec.h"
 #include "tern/kernels/float16.h"
 
@@ -100,42 +101,7 @@ void check(const Status& status, const std::string& what) {
 // ---------------------------------------------------------------------------------------------
 // Buffers
 
-// 64-byte aligned, uninitialized; freed on destruction.
-class Buffer {
- public:
-  Buffer() = default;
-  explicit Buffer(std::size_t bytes) : bytes_(bytes) {
-    if (bytes == 0) return;
-    const std::size_t rounded = (bytes + 63) / 64 * 64;
-    data_ = static_cast<std::uint8_t*>(std::aligned_alloc(64, rounded));
-    if (!data_) die("out of memory allocating " + std::to_string(bytes) + " bytes");
-  }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  Buffer(Buffer&& other) noexcept : data_(other.data_), bytes_(other.bytes_) {
-    other.data_ = nullptr;
-    other.bytes_ = 0;
-  }
-  Buffer& operator=(Buffer&& other) noexcept {
-    if (this != &other) {
-      std::free(data_);
-      data_ = other.data_;
-      bytes_ = other.bytes_;
-      other.data_ = nullptr;
-      other.bytes_ = 0;
-    }
-    return *this;
-  }
-  ~Buffer() { std::free(data_); }
-
-  std::uint8_t* data() const { return data_; }
-  float* floats() const { return reinterpret_cast<float*>(data_); }  // aligned_alloc'd: aligned
-  std::size_t size() const { return bytes_; }
-
- private:
-  std::uint8_t* data_ = nullptr;
-  std::size_t bytes_ = 0;
-};
+using Buffer = tern::AlignedBuffer;  // 64-byte aligned, uninitialized; throws std::bad_alloc
 
 // Keeps the compiler from dropping a store whose result is never read.
 inline void clobber_memory(const void* p) { __asm__ __volatile__("" : : "r"(p) : "memory"); }

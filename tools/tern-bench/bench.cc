@@ -3,12 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <memory>
-#include <new>
 #include <fstream>
 
+#include "tern/common/aligned_buffer.h"
 #include "tern/kernels/float16.h"
 #include "tern/kernels/philox.h"
 #include "tern/transport/collective_reference.h"
@@ -25,22 +23,6 @@ double median(std::vector<double> v) {
 
 std::string redop_name(collective::ReduceOp op) { return op == collective::ReduceOp::kSum ? "sum" : "mean"; }
 
-// A tensor buffer aligned like a framework's (PyTorch's CPU allocator aligns to 64 bytes), so the
-// engine takes the paths a trainer's gradients take (e.g. the decoders' non-temporal stores).
-class TensorBuffer {
- public:
-  explicit TensorBuffer(std::size_t bytes)
-      : data_(static_cast<std::uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64))) {
-    if (!data_) throw std::bad_alloc();
-  }
-  std::uint8_t* data() const { return data_.get(); }
-
- private:
-  struct Free {
-    void operator()(std::uint8_t* p) const { std::free(p); }
-  };
-  std::unique_ptr<std::uint8_t, Free> data_;
-};
 
 }  // namespace
 
@@ -80,7 +62,9 @@ Result<std::vector<BenchRow>> run_sweep(collective::Communicator& comm, const Be
       o.timeout = config.timeout;
       o.tensor_key = count;  // error-feedback residuals are per tensor: one per size
       const auto input = make_input(comm.rank(), count, config.dtype);
-      TensorBuffer buffer(input.size());
+      // Aligned like a framework's tensor, so the engine takes the paths a trainer's gradients take
+      // (e.g. the decoders' non-temporal stores).
+      AlignedBuffer buffer(input.size());
       std::vector<double> times;
       collective::AllreduceStats stats;
       for (int it = 0; it < config.warmup + config.iters; ++it) {
