@@ -178,7 +178,10 @@ void Daemon::Impl::on_tick() {
 void Daemon::Impl::keep_polling() {
   if (config.poll_us == 0) return;
   poll_until = std::chrono::steady_clock::now() + std::chrono::microseconds(config.poll_us);
-  if (poll_posted) return;
+  if (!poll_posted) post_poll();
+}
+
+void Daemon::Impl::post_poll() {
   poll_posted = true;
   asio::post(io, [self = shared_from_this()] { self->poll_rings(); });
 }
@@ -199,11 +202,10 @@ void Daemon::Impl::poll_rings() {
   for (const auto& s : poll_sessions) found += s->poll_submissions();
   poll_sessions.clear();  // after the lock: a closed session may be destroyed here
   submissions_polled += found;
-  const auto now = std::chrono::steady_clock::now();
-  if (found > 0) poll_until = now + std::chrono::microseconds(config.poll_us);
-  if (now < poll_until) {
-    poll_posted = true;
-    asio::post(io, [self = shared_from_this()] { self->poll_rings(); });
+  if (found > 0) {
+    keep_polling();
+  } else if (std::chrono::steady_clock::now() < poll_until) {
+    post_poll();
   }
 }
 
@@ -315,7 +317,7 @@ void Daemon::Impl::shutdown_on_io_thread() {
   const Status shutting_down = unavailable("ternd is shutting down: " + reason);
   for (auto& g : all_groups) g->fail(shutting_down);
   for (auto& s : all_sessions) s->fail_unread_submissions(shutting_down);
-  for (auto& s : all_sessions) s->close("ternd is shutting down: " + reason, false);
+  for (auto& s : all_sessions) s->close(shutting_down.message(), false);
 }
 
 Daemon::Daemon(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -60,6 +60,7 @@ struct Daemon::Impl : std::enable_shared_from_this<Daemon::Impl> {
   void on_tick();
   /// A session served submissions: keep polling every ring for config.poll_us from now.
   void keep_polling();
+  void post_poll();  ///< queues poll_rings() behind the handlers that are ready
   void poll_rings();
   void session_closed(std::uint64_t id);
   void shutdown_on_io_thread();

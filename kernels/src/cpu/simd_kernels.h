@@ -6,8 +6,7 @@
 // not share any out-of-line function, not even an inline one (the linker would keep one copy and an
 // AVX-512 body could end up called on an AVX2-only machine). For the same reason this file calls no
 // inline function of the public headers (float16.h, philox.h, cpu_kernels.h's helpers; it takes
-// constants from them) and no
-// <cmath>/<algorithm> templates; it only uses compiler builtins.
+// constants from them) and no <cmath>/<algorithm> templates; it only uses compiler builtins.
 //
 // Bit-exactness with scalar.cc (the reference) rests on:
 //  - the same fp32 operations in the same order (one add for the residual, one multiply for u·s,
@@ -52,10 +51,10 @@ namespace {  // NOLINT(google-build-namespaces,cert-dcl59-cpp): internal linkage
 constexpr std::size_t kRow = 32;  // elements per row: the lane-sum width, one 64-bit ternary code word
 constexpr unsigned kRowShift = 5;  // log2(kRow)
 static_assert(kRow == 1u << kRowShift && kRow == kMinBlockSize);
-constexpr std::size_t kGroup = 2048;
+constexpr std::size_t kGroup = 2048;  // elements per encode group (Philox words generated ahead)
 // fp32 decodes of at least this many output bytes bypass the cache (a pipeline chunk of the
 // allgather is 512 KiB; smaller operations are likely read back from the cache right away).
-constexpr std::size_t kStreamMinBytes = 256 << 10;  // elements per encode group (Philox words generated ahead)
+constexpr std::size_t kStreamMinBytes = 256 << 10;
 
 constexpr std::uint32_t kPhM0 = 0xD2511F53u, kPhM1 = 0xCD9E8D57u;
 constexpr std::uint32_t kPhW0 = 0x9E3779B9u, kPhW1 = 0xBB67AE85u;

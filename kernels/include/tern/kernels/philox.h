@@ -4,9 +4,9 @@
 // Element i of a tensor encoded with (seed, stream) uses 32-bit word (i mod 4) of
 //   philox4x32_7(counter = {lo(i/4), hi(i/4), lo(stream), hi(stream)}, key = {lo(seed), hi(seed)}).
 // Why 7 rounds: it is the fewest with which Philox4x32 passes TestU01's batteries in the paper's
-// tests (it calls such generators Crush-resistant); Random123 defaults to 10 as a safety margin for simulations. Stochastic rounding only
-// needs independent uniforms, and the generator is most of terngrad's CPU encode cost, so tern
-// takes the 30% (docs/codecs.md).
+// tests (it calls such generators Crush-resistant); Random123 defaults to 10 as a safety margin
+// for simulations. Stochastic rounding only needs independent uniforms, and the generator is most
+// of terngrad's CPU encode cost, so tern takes the 30% (docs/codecs.md).
 // Its top 24 bits give the uniform u = (w >> 8) · 2^-24 in [0, 1), exactly representable in fp32.
 #pragma once
 
@@ -51,9 +51,10 @@ TERN_HOST_DEVICE PhiloxBlock philox4x32(PhiloxBlock ctr, std::uint32_t k0, std::
 
 /// The four words for elements 4·quad .. 4·quad+3 of (seed, stream).
 TERN_HOST_DEVICE PhiloxBlock philox_quad(std::uint64_t seed, std::uint64_t stream, std::uint64_t quad) {
-  return philox4x32<kTernGradPhiloxRounds>(PhiloxBlock{{static_cast<std::uint32_t>(quad), static_cast<std::uint32_t>(quad >> 32),
-                                    static_cast<std::uint32_t>(stream), static_cast<std::uint32_t>(stream >> 32)}},
-                       static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32));
+  const PhiloxBlock counter{{static_cast<std::uint32_t>(quad), static_cast<std::uint32_t>(quad >> 32),
+                             static_cast<std::uint32_t>(stream), static_cast<std::uint32_t>(stream >> 32)}};
+  return philox4x32<kTernGradPhiloxRounds>(counter, static_cast<std::uint32_t>(seed),
+                                           static_cast<std::uint32_t>(seed >> 32));
 }
 
 /// The word for element `index` of (seed, stream).
