@@ -354,14 +354,20 @@ Status AllreduceOp::check_deadline_and_failures() {
   if (Status broken = comm_.broken_for(op_); !broken.is_ok()) return broken;
   // A peer reported failed (heartbeats, its connection to the rendezvous, its transport endpoint)
   // matters only if this operation still needs something from it, and only after a grace period:
-  // a peer that finished its part and exited may have data for us still in flight.
+  // a peer that finished its part and exited may have data for us still in flight. When several
+  // have failed, the one reported first is the cause: the others often left because of it.
+  Status first;
+  Clock::time_point first_since = Clock::time_point::max();
   for (int p = 0; p < ranks_; ++p) {
     if (p == me_) continue;
     Clock::time_point since;
-    if (Status failed = comm_.peer_failure(p, &since);
-        !failed.is_ok() && waiting_for(p) && Clock::now() - since >= kPeerFailureGrace)
-      return failed;
+    if (Status failed = comm_.peer_failure(p, &since); !failed.is_ok() && waiting_for(p) &&
+                                                       Clock::now() - since >= kPeerFailureGrace && since < first_since) {
+      first = failed;
+      first_since = since;
+    }
   }
+  if (!first.is_ok()) return first;
   if (Clock::now() < deadline_) return Status::ok();
   std::string who;
   for (int p = 0; p < ranks_; ++p)
