@@ -135,12 +135,13 @@ class _Completer:
             except BaseException as e:  # every failure goes to DDP through the future
                 future.set_exception(e)
                 continue
+            # Freed before the future settles: whoever the future wakes (backward(), close()) must
+            # find the request already given back.
+            request.free()
             try:
                 future.set_result(finish())
             except BaseException as e:
                 future.set_exception(e)
-            finally:
-                request.free()
 
     def _wait(self, request, deadline_s, what):
         # Short waits, so that a request that never completes is noticed at its deadline.
