@@ -125,6 +125,7 @@ void GroupState::set_failed_locked(const Status& reason) {
   if (failed_.is_ok()) {
     failed_ = reason;
     record_error_locked(reason.message());
+    formation_stop_.request_stop();  // a worker still forming the inter-node group gives up now
     // A worker inside an inter-node allreduce ends it (after the engine's grace period) instead
     // of waiting for its deadline.
     if (communicator_)
@@ -223,8 +224,13 @@ Status GroupState::form() {
     options.bootstrap.heartbeat_interval = daemon_.config.heartbeat_interval;
     options.bootstrap.heartbeat_timeout = daemon_.config.heartbeat_timeout;
     if (!daemon_.config.ucx_tls.empty()) options.ucx.config.push_back({"TLS", daemon_.config.ucx_tls});
+    options.cancel = formation_stop_.get_token();
     auto g = transport::Group::form(id_, params_.node_rank, params_.nnodes, options);
-    if (!g) return g.status().with_context("group " + name() + ": forming the inter-node group");
+    if (!g) {
+      std::lock_guard lock(mutex_);
+      if (!failed_.is_ok()) return failed_;  // cancelled: the reason is why the group failed
+      return g.status().with_context("group " + name() + ": forming the inter-node group");
+    }
     inter = std::move(*g);
   } else {
     auto transports = transport::make_loopback_group(1);

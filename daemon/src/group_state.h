@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -112,6 +113,7 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   std::map<std::string, CodecStats> codec_stats_;  // "terngrad/terngrad"
   std::deque<std::string> errors_;
   std::atomic<bool> worker_done_{false};
+  std::stop_source formation_stop_;  // requested when the group fails: ends a formation in progress
   std::vector<float> acc_;  // used by whoever executes (executing_)
   std::unique_ptr<HostStaging[]> staging_;  // per local rank, for GPU buffers; as acc_
   std::chrono::steady_clock::time_point last_done_;  // likewise: for the debug timing line

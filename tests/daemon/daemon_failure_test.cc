@@ -9,6 +9,8 @@
 
 #include <cstring>
 #include <future>
+#include <thread>
+#include <utility>
 
 #include "daemon_test_util.h"
 #include "tern/daemon/protocol.h"
@@ -243,6 +245,36 @@ TEST(DaemonFailure, StopFailsPendingOpsAndClientsCanReconnect) {
   tern_client_t* c2 = nullptr;
   ASSERT_EQ(tern_connect(sock.c_str(), &c2), TERN_OK) << tern_last_error();
   tern_disconnect(c2);
+}
+
+TEST(DaemonFailure, StopWhileTheInterNodeGroupFormsEndsTheJoinAtOnce) {
+  TempDir dir;
+  const std::string sock = dir.path() + "/t.sock";
+  auto daemon = std::make_unique<TestDaemon>(test_config(sock));
+  const std::string id_text = new_id(sock);
+  tern_unique_id_t id{};
+  std::snprintf(id.text, sizeof id.text, "%s", id_text.c_str());
+  tern_client_t* c = nullptr;
+  ASSERT_EQ(tern_connect(sock.c_str(), &c), TERN_OK);
+  // Node 0 of 2: ternd forms the inter-node group and waits for node 1, which never comes.
+  tern_group_config_t cfg{sizeof(tern_group_config_t), 0, 2, 1, 20000, 0};
+  auto joined = std::async(std::launch::async, [&] {
+    tern_group_t* g = nullptr;
+    const tern_status_t s = tern_group_join(c, &id, &cfg, &g);
+    if (g) tern_group_destroy(g);
+    return std::make_pair(s, std::string(tern_last_error()));
+  });
+  std::this_thread::sleep_for(500ms);  // the daemon's group worker is inside the bootstrap's join
+  const auto start = std::chrono::steady_clock::now();
+  daemon->stop("operator asked");
+  const auto stop_took = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(joined.wait_for(5s), std::future_status::ready) << "the join waited for its 20 s timeout";
+  const auto [status, error] = joined.get();
+  EXPECT_EQ(status, TERN_UNAVAILABLE) << error;
+  // The stop closes the connection before the group's worker can reply: libtern says so.
+  EXPECT_NE(error.find("ternd closed the connection"), std::string::npos) << error;
+  EXPECT_LT(stop_took, 5s) << "stop waited for the formation deadline";
+  tern_disconnect(c);
 }
 
 TEST(DaemonFailure, SecondDaemonOnALiveSocketIsRefused) {

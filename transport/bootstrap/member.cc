@@ -10,10 +10,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <future>
 #include <map>
 #include <mutex>
 #include <optional>
+#include <stop_token>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -65,6 +67,8 @@ struct Bootstrap::Impl {
     });
     asio::post(io, [this] { start_attempt(); });
     thread = std::thread([this] { run(); });
+    // Runs on the thread that requests the stop (at once if it already was): hand it to the I/O thread.
+    cancel_callback.emplace(join_options.cancel, [this] { asio::post(io, [this] { on_cancelled(); }); });
   }
 
   void run() {
@@ -81,8 +85,10 @@ struct Bootstrap::Impl {
 
   Status wait_formed() {
     // The I/O thread always settles formation by the deadline; the margin only guards a bug.
-    if (formed_future.wait_until(formation_deadline + std::chrono::seconds(10)) != std::future_status::ready)
-      return internal_error("bootstrap: the I/O thread did not settle formation by its deadline");
+    const bool settled =
+        formed_future.wait_until(formation_deadline + std::chrono::seconds(10)) == std::future_status::ready;
+    cancel_callback.reset();  // formed or failed: a later stop request has nothing to cancel
+    if (!settled) return internal_error("bootstrap: the I/O thread did not settle formation by its deadline");
     return formed_future.get();
   }
 
@@ -112,6 +118,7 @@ struct Bootstrap::Impl {
   }
 
   void stop() {
+    cancel_callback.reset();  // before the I/O thread and io go away: no more posts to them
     if (!thread.joinable()) return;
     work.reset();
     io.stop();
@@ -227,6 +234,18 @@ struct Bootstrap::Impl {
       return finish_formation(Status(StatusCode::kTimeout, why), true);
     }
     finish_formation(Status(StatusCode::kTimeout, why));
+  }
+
+  void on_cancelled() {
+    if (formation_settled) return;
+    const std::string why = "group formation cancelled by this member (rank " +
+                            (join_options.rank == kAnyRank ? std::string("any") : std::to_string(join_options.rank)) +
+                            ", host " + join_options.host_name + ") before the group of " + id.address() + " formed";
+    if (ch && ch->usable() && (phase == Phase::kWaiting || phase == Phase::kWelcomed)) {
+      ch->send(wire::Error{StatusCode::kUnavailable, why});  // so that the root can say why it lost us
+      return finish_formation(unavailable(why), true);
+    }
+    finish_formation(unavailable(why));
   }
 
   // Settles join(). With `flush`, the outcome is reported only once the frames queued for the
@@ -516,6 +535,7 @@ struct Bootstrap::Impl {
   std::promise<Status> formed;
   std::future<Status> formed_future;
   std::atomic<bool> heartbeats_paused{false};
+  std::optional<std::stop_callback<std::function<void()>>> cancel_callback;  // until formation settles
 
   // The formed group: written before formation settles, read-only afterwards.
   int rank = -1;

@@ -59,6 +59,7 @@ Result<std::unique_ptr<Group>> Group::form(const UniqueId& id, int rank, int nra
   const auto& address = worker.address();
   join.payload.resize(address.size());
   std::memcpy(join.payload.data(), address.data(), address.size());
+  join.cancel = options.cancel;
   join.on_peer_failure = [forwarder = group->forwarder_](int peer, const Status& reason) {
     forwarder->forward(peer, reason);
   };

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <random>
 #include <set>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -236,6 +237,59 @@ TEST(BootstrapFormation, AMemberWhoseOwnDeadlinePassesFirstSaysWhatIsMissing) {
   // The root dropped it, and the group can still form.
   auto members = join_concurrently((*server)->id(), std::vector<JoinOptions>(3), fast_options());
   for (auto& m : members) EXPECT_TRUE(m.is_ok()) << m.status().to_string();
+}
+
+TEST(BootstrapFormation, ACancelledJoinEndsAtOnceAndTheGroupCanStillForm) {
+  auto server = BootstrapServer::start(local_id(), 3, fast_options());  // the root waits 20 s
+  ASSERT_TRUE(server.is_ok());
+  std::stop_source stop;
+  JoinOptions jo;
+  jo.rank = 1;
+  jo.host_name = "cancelled-host";
+  jo.cancel = stop.get_token();
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(300ms);  // long enough to have joined the root and be waiting
+    stop.request_stop();
+  });
+  const auto start = Clock::now();
+  auto r = Bootstrap::join((*server)->id(), std::move(jo), fast_options());
+  const auto took = Clock::now() - start;
+  canceller.join();
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(contains(r.status().message(), "group formation cancelled by this member (rank 1, host cancelled-host)"))
+      << r.status().message();
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 300ms + kSlack) << "the formation timeout is 20 s";
+  // The root dropped the member that gave up: rank 1 is free again and the group forms.
+  auto members = join_concurrently((*server)->id(), std::vector<JoinOptions>(3), fast_options());
+  for (auto& m : members) EXPECT_TRUE(m.is_ok()) << m.status().to_string();
+}
+
+TEST(BootstrapFormation, AJoinCancelledBeforeItStartsAndAStopAfterFormationAreBothHarmless) {
+  std::stop_source stopped;
+  stopped.request_stop();
+  JoinOptions early;
+  early.cancel = stopped.get_token();
+  auto id = UniqueId::generate("127.0.0.1", 1);  // never contacted successfully
+  ASSERT_TRUE(id.is_ok());
+  const auto start = Clock::now();
+  auto r = Bootstrap::join(*id, std::move(early), fast_options());
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status().to_string();
+  EXPECT_LT(Clock::now() - start, kSlack);
+
+  auto server = BootstrapServer::start(local_id(), 2, fast_options());
+  ASSERT_TRUE(server.is_ok());
+  std::stop_source later;
+  std::vector<JoinOptions> joins(2);
+  for (auto& j : joins) j.cancel = later.get_token();
+  auto members = join_concurrently((*server)->id(), std::move(joins), fast_options());
+  for (auto& m : members) ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  later.request_stop();  // formed: nothing to cancel, the group keeps working
+  std::thread other([&] { EXPECT_TRUE((*members[1])->barrier().is_ok()); });
+  EXPECT_TRUE((*members[0])->barrier().is_ok());
+  other.join();
 }
 
 TEST(BootstrapFormation, AnUnreachableRootTimesOutWithTheLastError) {

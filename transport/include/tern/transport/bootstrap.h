@@ -49,6 +49,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -182,6 +183,10 @@ struct JoinOptions {
   std::vector<std::uint8_t> payload;
   /// Optional; see PeerFailureFn. Set before joining so that no failure can be missed.
   PeerFailureFn on_peer_failure;
+  /// Optional: a stop request while the group is still forming ends join() at once with
+  /// kUnavailable ("group formation cancelled"); the member tells the root it gave up. A daemon
+  /// shutting down uses it instead of waiting out formation_timeout. No effect once formed.
+  std::stop_token cancel;
 };
 
 /// The rendezvous root: accepts and authenticates joiners, assigns ranks, distributes the table,

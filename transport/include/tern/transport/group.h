@@ -10,6 +10,7 @@
 #pragma once
 
 #include <memory>
+#include <stop_token>
 #include <string>
 
 #include "tern/transport/bootstrap.h"
@@ -23,6 +24,8 @@ struct GroupOptions {
   UcxOptions ucx;
   collective::CommunicatorOptions communicator;  ///< seed and group_id are derived from the id if 0
   std::string host_name;                          ///< shown in errors; default: gethostname()
+  /// Optional: a stop request ends a form() still waiting for the group (see JoinOptions::cancel).
+  std::stop_token cancel;
 };
 
 class Group {
