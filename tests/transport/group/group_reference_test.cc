@@ -165,5 +165,22 @@ TEST(GroupReferenceLarge, A256MiBTernGradAllreduceMatchesTheReferenceOnEveryRank
   expect_every_rank_matches(3, {p});
 }
 
+TEST(GroupEagerLimit, CompressedChunksGoEagerlyFullPrecisionChunksByRendezvous) {
+  collective::CommunicatorOptions o;  // 2^17-element chunks
+  const std::size_t limit = eager_limit(o);
+  const auto chunk = [&](Codec codec, std::uint32_t block) {
+    return *kernels::encoded_size(codec, block, o.pipeline_chunk_elements);
+  };
+  for (Codec c : {Codec::kTernGrad, Codec::kTernaryEf, Codec::kSignEf})
+    for (std::uint32_t block : {kernels::kMinBlockSize, 128u, kernels::kMaxBlockSize})
+      EXPECT_LE(chunk(c, block), limit) << kernels::codec_name(c) << " block " << block;
+  EXPECT_EQ(limit, chunk(Codec::kTernGrad, kernels::kMinBlockSize) + 1);
+  EXPECT_EQ(limit, 49'169u);  // docs/transport-ucx.md quotes it
+  EXPECT_GT(chunk(Codec::kBf16, 128), limit);
+  EXPECT_GT(chunk(Codec::kFp32, 128), limit);
+  o.pipeline_chunk_elements = 1u << 30;  // a 2-bit chunk of 256 MiB would be buffered whole if unexpected
+  EXPECT_EQ(eager_limit(o), kMaxEagerChunkBytes);
+}
+
 }  // namespace
 }  // namespace tern::transport

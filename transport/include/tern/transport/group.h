@@ -9,6 +9,7 @@
 // Thread safety: a Group is used by one thread (allreduce); destruction joins its threads.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <stop_token>
 #include <string>
@@ -27,6 +28,11 @@ struct GroupOptions {
   /// Optional: a stop request ends a form() still waiting for the group (see JoinOptions::cancel).
   std::stop_token cancel;
 };
+
+/// Messages up to this size go eagerly (UCX_RNDV_THRESH), unless the caller sets RNDV_THRESH:
+/// one compressed pipeline chunk of `options`, at most kMaxEagerChunkBytes.
+std::size_t eager_limit(const collective::CommunicatorOptions& options);
+inline constexpr std::size_t kMaxEagerChunkBytes = std::size_t{1} << 20;
 
 class Group {
  public:
