@@ -81,7 +81,9 @@ else fail "check --root: $(cat "$work/check.txt")"; fi
 # 5. bw and lat between two processes on loopback; both sides' JSON against the schema
 for test in bw lat; do
   port=$(free_port)
-  opts=(--sizes 64,4K,256K -n 300 --warmup 30 --timeout 30 -p "$port" --json)
+  # Few iterations: this checks the exchange, its rows and JSON, not the numbers (and a CI run saw
+  # one lat pair hang until --timeout under load; docs/ib-bench.md, known issues).
+  opts=(--sizes 64,4K,256K -n 100 --warmup 10 --timeout 30 -p "$port" --json)
   "$bench" "$test" --server "${opts[@]}" >"$work/$test-server.json" 2>"$work/$test-server.err" &
   spid=$!; pids+=($spid)
   rc=0; timeout 60 "$bench" "$test" 127.0.0.1 "${opts[@]}" >"$work/$test-client.json" 2>"$work/$test-client.err" || rc=$?
