@@ -384,31 +384,54 @@ void AllreduceOp::drain() {
   while (in_flight_ > 0) (void)transport_.progress(std::chrono::milliseconds(10));
 }
 
-Status AllreduceOp::run() {
-  post_descriptors();
-  while (error_.is_ok()) {
-    if (complete()) break;  // all data in: a failure reported now belongs to a later operation
-    if (Status s = check_deadline_and_failures(); !s.is_ok()) {
-      fail(s);
-      break;
-    }
-    post_receives();
-    bool worked = reduce_next_chunk();
-    worked = decode_arrived_gather() || worked;
-    worked = encode_next_scatter() || worked;
-    if (!error_.is_ok()) break;
-    if (complete()) break;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now());
-    const auto wait = worked ? std::chrono::milliseconds(0)
-                             : std::clamp(left, std::chrono::milliseconds(0), std::chrono::milliseconds(100));
-    if (Status s = transport_.progress(wait); !s.is_ok()) fail(s);
+void AllreduceOp::start() { post_descriptors(); }
+
+void AllreduceOp::abort_with(const Status& status) { fail(status); }
+
+AllreduceOp::Step AllreduceOp::step() {
+  if (!error_.is_ok()) return Step::kDone;
+  if (complete()) return Step::kDone;  // all data in: a failure reported now belongs to a later operation
+  if (Status s = check_deadline_and_failures(); !s.is_ok()) {
+    fail(s);
+    return Step::kDone;
   }
-  stats_.total_seconds = seconds_since(start_);
-  if (error_.is_ok()) return Status::ok();
+  post_receives();
+  bool worked = reduce_next_chunk();
+  worked = decode_arrived_gather() || worked;
+  worked = encode_next_scatter() || worked;
+  if (!error_.is_ok() || complete()) return Step::kDone;
+  return worked ? Step::kWorked : Step::kIdle;
+}
+
+std::chrono::milliseconds AllreduceOp::idle_wait() const {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now());
+  return std::clamp(left, std::chrono::milliseconds(0), std::chrono::milliseconds(100));
+}
+
+void AllreduceOp::announce_failure() {
   comm_.break_group(error_, op_);
   comm_.send_abort(error_, op_);
-  drain();
+}
+
+Status AllreduceOp::finish() {
+  stats_.total_seconds = seconds_since(start_);
+  if (error_.is_ok()) return Status::ok();
+  if (!drained_) {
+    announce_failure();
+    drain();
+  }
   return error_;
+}
+
+Status AllreduceOp::run() {
+  start();
+  for (;;) {
+    const Step r = step();
+    if (r == Step::kDone) break;
+    if (Status s = transport_.progress(r == Step::kWorked ? std::chrono::milliseconds(0) : idle_wait()); !s.is_ok())
+      fail(s);
+  }
+  return finish();
 }
 
 }  // namespace tern::collective

@@ -21,8 +21,33 @@ class AllreduceOp {
   AllreduceOp& operator=(const AllreduceOp&) = delete;
 
   /// Runs to completion or failure. Returns only when every transport operation it posted has
-  /// completed (so no callback can touch this object afterwards).
+  /// completed (so no callback can touch this object afterwards). Equivalent to start(), step()
+  /// with progress() between steps until kDone, then finish().
   Status run();
+
+  // The same in pieces, for running several operations on one thread (Communicator::
+  // allreduce_overlapped): the caller drives the transport's progress() between steps.
+  enum class Step { kWorked, kIdle, kDone };
+  void start();                                   ///< posts the descriptor exchange
+  Step step();                                    ///< one round of CPU work; kDone: complete or failed
+  std::chrono::milliseconds idle_wait() const;    ///< how long an idle caller may wait for the transport
+  void abort_with(const Status& status);          ///< fails the operation (e.g. progress() failed)
+  /// After kDone: on failure breaks the group, tells the peers, and waits for every transport
+  /// operation of this one to complete. Returns the operation's outcome.
+  Status finish();
+  // finish() of a failed operation in two halves, for failing several at once: every one must
+  // announce (its abort reaches the peers) before any drains (which fails the peers locally).
+  const Status& status() const { return error_; }
+  void announce_failure();
+  void drain_after_failure() {
+    drain();
+    drained_ = true;
+  }
+
+  std::uint64_t number() const { return op_; }
+  std::uint64_t tensor_key() const { return options_.tensor_key; }
+  const std::uint8_t* buffer_begin() const { return buffer_; }
+  const std::uint8_t* buffer_end() const { return buffer_ + count_ * elem_bytes_; }
   const AllreduceStats& stats() const { return stats_; }
 
  private:
@@ -71,6 +96,7 @@ class AllreduceOp {
   AllreduceStats stats_;
   Status error_;
   int in_flight_ = 0;  // posted transport operations whose callback has not run
+  bool drained_ = false;  // a failure was announced and drained (drain_after_failure)
 
   OpDescriptor descriptor_;
   std::vector<std::uint8_t> descriptor_bytes_;

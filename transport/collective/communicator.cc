@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <deque>
 #include <cstring>
 #include <string>
 
@@ -144,7 +145,8 @@ Result<Communicator::Residuals*> Communicator::residuals_for(const AllreduceOpti
   return &r;
 }
 
-Status Communicator::allreduce(void* buffer, std::size_t count, const AllreduceOptions& options, AllreduceStats* stats) {
+Result<std::unique_ptr<AllreduceOp>> Communicator::make_op(void* buffer, std::size_t count,
+                                                           const AllreduceOptions& options) {
   if (Status b = broken(); !b.is_ok()) return Status(b.code(), "communicator is broken: " + b.message());
   const auto fail_all = [&](const Status& s) {
     const Status named = s.with_context("rank " + std::to_string(rank()));
@@ -167,11 +169,112 @@ Status Communicator::allreduce(void* buffer, std::size_t count, const AllreduceO
   const Partition partition(count, size(), options.block_size, options_.pipeline_chunk_elements);
   auto residuals = residuals_for(options, count, partition.shard_size(rank()));
   if (!residuals.is_ok()) return fail_all(residuals.status());
+  return std::make_unique<AllreduceOp>(*this, buffer, count, options, *residuals, next_op_++);
+}
 
-  AllreduceOp op(*this, buffer, count, options, *residuals, next_op_++);
-  const Status s = op.run();
-  if (stats) *stats = op.stats();
+Status Communicator::allreduce(void* buffer, std::size_t count, const AllreduceOptions& options, AllreduceStats* stats) {
+  TERN_ASSIGN_OR_RETURN(auto op, make_op(buffer, count, options));
+  const Status s = op->run();
+  if (stats) *stats = op->stats();
   return s;
+}
+
+void Communicator::wake() {
+  if (transport_) transport_->wake();
+}
+
+namespace {
+
+struct Running {
+  std::unique_ptr<AllreduceOp> op;
+  std::function<void(const Status&, const AllreduceStats&)> done;
+};
+
+// Whether `next` may start while `running` runs: another tensor key (error-feedback residuals are
+// per key, and their updates must follow the operations' order) and disjoint memory.
+bool may_overlap(const AllreduceOp& running, const OverlappedAllreduce& next) {
+  if (running.tensor_key() == next.options.tensor_key) return false;
+  const auto* begin = static_cast<const std::uint8_t*>(next.buffer);
+  const auto* end = begin + next.count * kernels::dtype_size(next.options.dtype);
+  return end <= running.buffer_begin() || begin >= running.buffer_end() || begin == end;
+}
+
+}  // namespace
+
+void Communicator::allreduce_overlapped(OverlappedAllreduce first,
+                                        const std::function<std::optional<OverlappedAllreduce>()>& next) {
+  std::deque<OverlappedAllreduce> waiting;  // handed out, not started: they start in this order
+  waiting.push_back(std::move(first));
+  std::vector<Running> running;
+  // One failed: the group is broken, and draining one operation fails the peers in the transport,
+  // which takes every other operation's data with it. So all fail together: each tells the peers
+  // (oldest first, while the transport still reaches them), then each drains.
+  const auto fail_together = [](std::vector<Running>& ops) {
+    Status cause;
+    for (const Running& r : ops)
+      if (!r.op->status().is_ok()) cause = r.op->status();
+    for (Running& r : ops) r.op->abort_with(cause);  // keeps an operation's own error if it has one
+    std::sort(ops.begin(), ops.end(), [](const Running& a, const Running& b) { return a.op->number() < b.op->number(); });
+    for (Running& r : ops) r.op->announce_failure();
+    for (Running& r : ops) r.op->drain_after_failure();
+    for (Running& r : ops) {
+      const Status s = r.op->finish();
+      if (r.done) r.done(s, r.op->stats());
+    }
+    ops.clear();
+  };
+  const auto start_waiting = [&] {
+    while (!waiting.empty() && running.size() < kMaxOverlappedAllreduces &&
+           std::all_of(running.begin(), running.end(),
+                       [&](const Running& r) { return may_overlap(*r.op, waiting.front()); })) {
+      OverlappedAllreduce o = std::move(waiting.front());
+      waiting.pop_front();
+      auto op = make_op(o.buffer, o.count, o.options);
+      if (!op.is_ok()) {
+        if (o.done) o.done(op.status(), AllreduceStats{});
+        continue;
+      }
+      (*op)->start();
+      running.push_back({std::move(*op), std::move(o.done)});
+    }
+  };
+  for (;;) {
+    start_waiting();
+    if (waiting.empty() && running.size() < kMaxOverlappedAllreduces) {
+      if (auto more = next()) {
+        waiting.push_back(std::move(*more));
+        continue;
+      }
+    }
+    if (running.empty()) {
+      if (waiting.empty()) return;
+      continue;  // start_waiting() runs it: nothing is running that it could conflict with
+    }
+    bool worked = false, finished = false;
+    auto wait = std::chrono::milliseconds(100);
+    for (std::size_t i = 0; i < running.size();) {
+      const AllreduceOp::Step r = running[i].op->step();
+      if (r == AllreduceOp::Step::kDone && !running[i].op->status().is_ok()) {
+        fail_together(running);
+        finished = true;
+        break;
+      }
+      if (r == AllreduceOp::Step::kDone) {
+        Running done = std::move(running[i]);
+        running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
+        const Status s = done.op->finish();
+        if (done.done) done.done(s, done.op->stats());
+        finished = true;
+        continue;
+      }
+      worked = worked || r == AllreduceOp::Step::kWorked;
+      wait = std::min(wait, running[i].op->idle_wait());
+      ++i;
+    }
+    if (finished || running.empty()) continue;
+    if (Status s = transport_->progress(worked ? std::chrono::milliseconds(0) : wait); !s.is_ok())
+      for (Running& r : running) r.op->abort_with(s);
+  }
 }
 
 }  // namespace tern::collective

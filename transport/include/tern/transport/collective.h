@@ -24,9 +24,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -73,6 +75,20 @@ struct AllreduceStats {
   double total_seconds = 0;
 };
 
+class AllreduceOp;
+
+/// One operation of Communicator::allreduce_overlapped().
+struct OverlappedAllreduce {
+  void* buffer = nullptr;  ///< in place, as allreduce()
+  std::size_t count = 0;
+  AllreduceOptions options;
+  /// Called on the calling thread once the operation completed or failed (stats: this operation's).
+  std::function<void(const Status&, const AllreduceStats&)> done;
+};
+
+/// At most this many operations of one allreduce_overlapped() call run at once.
+inline constexpr std::size_t kMaxOverlappedAllreduces = 2;
+
 class Communicator {
  public:
   /// Takes ownership of a connected transport. kInvalidArgument for bad options.
@@ -94,6 +110,23 @@ class Communicator {
   /// failed, or past `options.timeout`. On error the buffer holds unspecified values.
   Status allreduce(void* buffer, std::size_t count, const AllreduceOptions& options,
                    AllreduceStats* stats = nullptr);
+
+  /// Runs `first`, and the operations `next()` hands out while earlier ones still run, with up to
+  /// kMaxOverlappedAllreduces in flight at once: a small operation submitted behind a large one
+  /// moves its data while the large one's tail drains, instead of after it. Operations are
+  /// numbered in the order they are handed out, exactly as consecutive allreduce() calls would be,
+  /// and produce the same bits; peers may run them overlapped or one at a time. An operation
+  /// whose tensor key equals, or whose memory overlaps, a running one's waits for it (and so do
+  /// the ones handed out after it). `next()` is called on this thread whenever fewer than the
+  /// maximum run and none waits; it returns nullopt when it has nothing. Returns when every
+  /// operation handed out has completed and `next()` has nothing; each one's `done` has run.
+  /// Failures are those of allreduce(): a failed operation breaks the group, so the others fail too.
+  void allreduce_overlapped(OverlappedAllreduce first,
+                            const std::function<std::optional<OverlappedAllreduce>()>& next);
+
+  /// Thread-safe. Interrupts a transport wait of allreduce()/allreduce_overlapped() (e.g. so that
+  /// the latter calls next() for an operation that was just submitted).
+  void wake();
 
   /// Thread-safe. Records that `peer` failed or left (e.g. missed heartbeats, or its connection to
   /// the rendezvous broke). A running allreduce fails with `reason` (and aborts on the others) if
@@ -123,6 +156,9 @@ class Communicator {
   /// Why `peer` was reported failed (notify_peer_failure), or OK; `since` gets the report's time.
   Status peer_failure(int peer, std::chrono::steady_clock::time_point* since = nullptr) const;
   void send_abort(const Status& reason, std::uint64_t op);
+  /// Validates, numbers and builds the next operation (an argument error fails the group, as
+  /// every other rank is about to wait for this one).
+  Result<std::unique_ptr<AllreduceOp>> make_op(void* buffer, std::size_t count, const AllreduceOptions& options);
   Result<Residuals*> residuals_for(const AllreduceOptions& options, std::size_t count, std::size_t shard_count);
 
   CommunicatorOptions options_;
