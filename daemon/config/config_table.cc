@@ -124,6 +124,10 @@ const std::array kTable = std::to_array<ConfigEntry>({
   {"pipeline.window", "TERN_PIPELINE_WINDOW", "--pipeline-window", kUnsigned, 1, 64, "",
    "chunks in flight per peer and direction",
    get_field<&DaemonConfig::pipeline_window>, set_field<&DaemonConfig::pipeline_window>, nullptr},
+  {"pipeline.overlap_ops", "TERN_PIPELINE_OVERLAP_OPS", "--pipeline-overlap-ops", kUnsigned, 1, 2, "",
+   "operations of a group that may run at once on a node with one trainer of it and host buffers: a "
+   "small bucket moves while the previous one drains (results are unchanged); 1: one at a time",
+   get_field<&DaemonConfig::overlap_ops>, set_field<&DaemonConfig::overlap_ops>, nullptr},
 
   {"ucx.tls", "TERN_UCX_TLS", "--ucx-tls", kString, 0, 0, "empty or a UCX_TLS list",
    "UCX transports for inter-node traffic (UCX_TLS syntax); empty: UCX's own choice",

@@ -284,7 +284,8 @@ std::string Daemon::Impl::status_json() const {
                  {"clients_accepted", clients_accepted},
                  {"clients_refused", clients_refused},
                  {"protocol_errors", protocol_errors},
-                 {"submissions_polled", submissions_polled.load()}};
+                 {"submissions_polled", submissions_polled.load()},
+                 {"ops_overlapped", ops_overlapped.load()}};
   j["clients"] = nlohmann::json::array();
   for (const auto& [id, s] : sessions)
     j["clients"].push_back({{"id", id},

@@ -35,6 +35,7 @@ struct Daemon::Impl : std::enable_shared_from_this<Daemon::Impl> {
   std::atomic<bool> stopping{false};
   std::atomic<bool> ran{false};
   std::atomic<std::uint64_t> submissions_polled{0};  ///< found by poll_rings, not a doorbell
+  std::atomic<std::uint64_t> ops_overlapped{0};  ///< all groups: started while the previous one ran
 
   mutable std::mutex mutex;  // guards everything below
   std::string stop_reason;

@@ -96,6 +96,8 @@ void GroupState::submit(int rank, OpRequest op) {
   }
   const std::size_t bytes = op.args.count * kernels::dtype_size(static_cast<kernels::DType>(op.args.dtype));
   members_[static_cast<std::size_t>(rank - params_.node_rank * params_.local_size)].queue.push_back(std::move(op));
+  // A worker inside allreduce_overlapped() may be waiting on the network: let it take this one now.
+  if (executing_ && communicator_ && params_.nnodes > 1) communicator_->wake();
   // A small single-node operation runs right here, on the io thread that saw its last submission:
   // it takes microseconds, less than waking the worker would.
   std::vector<OpRequest> ops;
@@ -279,15 +281,10 @@ bool GroupState::pop_ready_locked(std::vector<OpRequest>* ops, std::uint64_t* k)
 
 void GroupState::run_popped(std::vector<OpRequest>& ops, std::uint64_t k) {
   Status s = execute(ops, k);
+  if (!s) fail_popped(ops, s);
   std::lock_guard lock(mutex_);
   executing_ = false;
-  if (!s) {
-    ++ops_failed_;
-    for (const OpRequest& op : ops) complete(op, s);
-    set_failed_locked(s);
-  } else {
-    ++ops_done_;
-  }
+  if (s) ++ops_done_;
   cv_.notify_all();
 }
 
@@ -326,7 +323,10 @@ void GroupState::run_operations() {
           cv_.wait_until(lock, earliest);
       }
     }
-    run_popped(ops, k);
+    if (overlappable(ops))
+      run_overlapped(ops, k);
+    else
+      run_popped(ops, k);
   }
 }
 
@@ -345,13 +345,28 @@ Status GroupState::check_agreement(const std::vector<OpRequest>& ops, std::uint6
   return Status::ok();
 }
 
+collective::AllreduceOptions GroupState::options_for(const std::vector<OpRequest>& ops) {
+  const ring::Submission& a = ops[0].args;
+  auto deadline = ops[0].deadline;
+  for (const OpRequest& op : ops) deadline = std::min(deadline, op.deadline);
+  collective::AllreduceOptions options;
+  options.scatter_codec = static_cast<kernels::Codec>(a.scatter_codec);
+  options.gather_codec = static_cast<kernels::Codec>(a.gather_codec);
+  options.tensor_key = a.tensor_key;
+  options.timeout = std::max(std::chrono::milliseconds(1),
+                             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+  // One trainer on this node: the engine runs in place on its buffer, with its dtype and op (the
+  // library-mode computation exactly; see hierarchical.h). Several: on their fp32 sum (execute()).
+  options.op = ops.size() == 1 ? static_cast<collective::ReduceOp>(a.op) : collective::ReduceOp::kSum;
+  options.dtype = ops.size() == 1 ? static_cast<kernels::DType>(a.dtype) : kernels::DType::kF32;
+  return options;
+}
+
 Status GroupState::execute(std::vector<OpRequest>& ops, std::uint64_t k) {
   TERN_CHECK(check_agreement(ops, k));
   const ring::Submission& a = ops[0].args;
   const auto dtype = static_cast<kernels::DType>(a.dtype);
   const std::size_t count = a.count;
-  auto deadline = ops[0].deadline;
-  for (const OpRequest& op : ops) deadline = std::min(deadline, op.deadline);
   const std::size_t bytes = count * kernels::dtype_size(dtype);
   for (std::size_t i = 0; i < ops.size(); ++i) {  // ops[i] is local rank i's (pop_ready_locked)
     OpRequest& op = ops[i];
@@ -360,50 +375,47 @@ Status GroupState::execute(std::vector<OpRequest>& ops, std::uint64_t k) {
     TERN_CHECK(op.cuda->copy_to_host(op.cuda_offset, staging, bytes));
     op.data = staging;
   }
-  collective::AllreduceOptions options;
-  options.scatter_codec = static_cast<kernels::Codec>(a.scatter_codec);
-  options.gather_codec = static_cast<kernels::Codec>(a.gather_codec);
-  options.tensor_key = a.tensor_key;
-  options.timeout = std::max(std::chrono::milliseconds(1),
-                             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
-  const auto op = static_cast<collective::ReduceOp>(a.op);
+  const collective::AllreduceOptions options = options_for(ops);
   collective::AllreduceStats stats;
-  const auto t0 = Clock::now();
-  auto t1 = t0, t2 = t0;
+  OpTimes times;
+  times.start = Clock::now();
+  times.local_sum_done = times.start;
   Status s;
   if (ops.size() == 1) {
-    // One trainer on this node: the engine runs in place on its buffer, with its dtype and op (the
-    // library-mode computation exactly; see hierarchical.h).
-    options.op = op;
-    options.dtype = dtype;
     s = communicator_->allreduce(ops[0].data, count, options, &stats);
-    t2 = Clock::now();
   } else {
     acc_.resize(count);
     std::vector<const void*> inputs;
     for (const OpRequest& r : ops) inputs.push_back(r.data);
     local_sum(inputs, dtype, count, acc_.data());
-    t1 = Clock::now();
-    options.op = collective::ReduceOp::kSum;
-    options.dtype = kernels::DType::kF32;
+    times.local_sum_done = Clock::now();
     s = communicator_->allreduce(acc_.data(), count, options, &stats);
-    t2 = Clock::now();
     if (s) {
-      scale_for_mean(acc_.data(), count, op, params_.nranks);
+      scale_for_mean(acc_.data(), count, static_cast<collective::ReduceOp>(a.op), params_.nranks);
       for (const OpRequest& r : ops) narrow_from_f32(acc_.data(), count, dtype, r.data);
     }
   }
+  times.engine_done = Clock::now();
   if (!s) return Status(s.code(), "allreduce " + std::to_string(k) + " of group " + name() + ": " + s.message());
   for (const OpRequest& r : ops)
     if (r.cuda) TERN_CHECK(r.cuda->copy_from_host(r.cuda_offset, r.data, bytes));
+  record_success(ops, k, options, stats, times);
+  return Status::ok();
+}
+
+void GroupState::record_success(const std::vector<OpRequest>& ops, std::uint64_t k,
+                                const collective::AllreduceOptions& options, const collective::AllreduceStats& stats,
+                                const OpTimes& times) {
   using Ms = std::chrono::duration<double, std::milli>;
   // "gap": from the previous operation's completion to this one's start (the trainers' turnaround:
-  // completion wake-up, their own work, submission, the daemon's wake-up).
+  // completion wake-up, their own work, submission, the daemon's wake-up); negative when
+  // operations overlap.
   spdlog::debug("group {}: allreduce {}: {} elements, gap {:.2f} ms, local sum {:.2f} ms, inter-node {:.2f} ms "
                 "(encode {:.2f}, decode {:.2f}), result {:.2f} ms",
-                name(), k, count, last_done_ == Clock::time_point{} ? 0.0 : Ms(t0 - last_done_).count(),
-                Ms(t1 - t0).count(), Ms(t2 - t1).count(), stats.encode_seconds * 1e3, stats.decode_seconds * 1e3,
-                Ms(Clock::now() - t2).count());
+                name(), k, ops[0].args.count,
+                last_done_ == Clock::time_point{} ? 0.0 : Ms(times.start - last_done_).count(),
+                Ms(times.local_sum_done - times.start).count(), Ms(times.engine_done - times.local_sum_done).count(),
+                stats.encode_seconds * 1e3, stats.decode_seconds * 1e3, Ms(Clock::now() - times.engine_done).count());
   last_done_ = Clock::now();
   {
     std::lock_guard lock(mutex_);
@@ -414,7 +426,72 @@ Status GroupState::execute(std::vector<OpRequest>& ops, std::uint64_t k) {
     cs.bytes_in += stats.bytes_received;
   }
   for (const OpRequest& r : ops) complete(r, Status::ok());
-  return Status::ok();
+}
+
+bool GroupState::overlappable(const std::vector<OpRequest>& ops) const {
+  // In place on one trainer's host buffer: no shared scratch (acc_, staging_) that two running
+  // operations would both use.
+  return daemon_.config.overlap_ops > 1 && params_.nnodes > 1 && ops.size() == 1 && !ops[0].cuda;
+}
+
+std::optional<collective::OverlappedAllreduce> GroupState::overlapped(std::vector<OpRequest> ops, std::uint64_t k) {
+  if (Status s = check_agreement(ops, k); !s) {
+    fail_popped(ops, s);
+    return std::nullopt;
+  }
+  collective::OverlappedAllreduce o;
+  o.buffer = ops[0].data;
+  o.count = ops[0].args.count;
+  o.options = options_for(ops);
+  auto held = std::make_shared<std::vector<OpRequest>>(std::move(ops));
+  const auto started = Clock::now();
+  o.done = [this, held, k, options = o.options, started](const Status& s, const collective::AllreduceStats& stats) {
+    if (!s) {
+      fail_popped(*held, Status(s.code(), "allreduce " + std::to_string(k) + " of group " + name() + ": " + s.message()));
+      return;
+    }
+    OpTimes times;
+    times.start = times.local_sum_done = started;
+    times.engine_done = Clock::now();
+    record_success(*held, k, options, stats, times);
+    std::lock_guard lock(mutex_);
+    ++ops_done_;
+    if (stats.started_overlapped) {
+      ++ops_overlapped_;
+      ++daemon_.ops_overlapped;
+    }
+  };
+  return o;
+}
+
+void GroupState::fail_popped(const std::vector<OpRequest>& ops, const Status& s) {
+  std::lock_guard lock(mutex_);
+  ++ops_failed_;
+  for (const OpRequest& op : ops) complete(op, s);
+  set_failed_locked(s);
+}
+
+void GroupState::run_overlapped(std::vector<OpRequest>& ops, std::uint64_t k) {
+  if (auto first = overlapped(std::move(ops), k)) {
+    communicator_->allreduce_overlapped(std::move(*first), [this]() -> std::optional<collective::OverlappedAllreduce> {
+      std::vector<OpRequest> more;
+      std::uint64_t next = 0;
+      {
+        std::lock_guard lock(mutex_);
+        if (!failed_.is_ok()) return std::nullopt;
+        for (const Member& m : members_)
+          if (m.queue.empty()) return std::nullopt;
+        for (const Member& m : members_) more.push_back(m.queue.front());
+        if (!overlappable(more)) return std::nullopt;  // it runs on its own once these are done
+        for (Member& m : members_) m.queue.pop_front();
+        next = next_op_++;
+      }
+      return overlapped(std::move(more), next);
+    });
+  }
+  std::lock_guard lock(mutex_);
+  executing_ = false;
+  cv_.notify_all();
 }
 
 nlohmann::json GroupState::status() const {
@@ -443,6 +520,7 @@ nlohmann::json GroupState::status() const {
   j["ops_in_flight"] = in_flight;
   j["ops_done"] = ops_done_;
   j["ops_failed"] = ops_failed_;
+  j["ops_overlapped"] = ops_overlapped_;
   nlohmann::json codecs = nlohmann::json::object();
   for (const auto& [codec, cs] : codec_stats_)
     codecs[codec] = {{"ops", cs.ops}, {"bytes_out", cs.bytes_out}, {"bytes_in", cs.bytes_in}};

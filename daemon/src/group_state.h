@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <thread>
@@ -92,6 +93,20 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   void run_popped(std::vector<OpRequest>& ops, std::uint64_t k);
   /// Runs operation `k` whose requests (local-rank order) were popped from the queues.
   Status execute(std::vector<OpRequest>& ops, std::uint64_t k);
+  struct OpTimes {
+    std::chrono::steady_clock::time_point start, local_sum_done, engine_done;
+  };
+  static collective::AllreduceOptions options_for(const std::vector<OpRequest>& ops);
+  /// The debug line, the per-codec counters, and the trainers' completions of a successful operation.
+  void record_success(const std::vector<OpRequest>& ops, std::uint64_t k, const collective::AllreduceOptions& options,
+                      const collective::AllreduceStats& stats, const OpTimes& times);
+  /// Fails popped operation `ops` and the group (the caller holds no lock).
+  void fail_popped(const std::vector<OpRequest>& ops, const Status& s);
+  /// Whether operation `ops` may run overlapped with its neighbours (Communicator::allreduce_overlapped).
+  bool overlappable(const std::vector<OpRequest>& ops) const;
+  /// Runs `ops` (number k) and, overlapped with it, the overlappable operations queued meanwhile.
+  void run_overlapped(std::vector<OpRequest>& ops, std::uint64_t k);
+  std::optional<collective::OverlappedAllreduce> overlapped(std::vector<OpRequest> ops, std::uint64_t k);
   Status check_agreement(const std::vector<OpRequest>& ops, std::uint64_t k) const;
   void set_failed_locked(const Status& reason);  // first reason wins; fails queued ops
   void record_error_locked(const std::string& message);
@@ -110,6 +125,7 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   std::uint64_t next_op_ = 1;  // the number of the next operation (communicator's numbering)
   collective::Communicator* communicator_ = nullptr;  // set by the worker while it exists
   std::uint64_t ops_done_ = 0, ops_failed_ = 0;
+  std::uint64_t ops_overlapped_ = 0;  // started while the previous one still ran (allreduce_overlapped)
   std::map<std::string, CodecStats> codec_stats_;  // "terngrad/terngrad"
   std::deque<std::string> errors_;
   std::atomic<bool> worker_done_{false};

@@ -37,6 +37,7 @@ struct Shape {
   kernels::Codec scatter = kernels::Codec::kTernGrad, gather = kernels::Codec::kTernGrad;
   bool registered = false;
   std::uint32_t poll_us = 0;  ///< ternd's ring polling after a submission (config control.poll_us)
+  int inflight = 1;           ///< allreduces each trainer submits before waiting for them
 };
 
 std::vector<std::string> trainer_args(const Shape& s, const std::string& socket, const std::string& id, int rank) {
@@ -44,7 +45,8 @@ std::vector<std::string> trainer_args(const Shape& s, const std::string& socket,
           std::to_string(s.nodes * s.local), "--local", std::to_string(s.local), "--iters", std::to_string(s.iters),
           "--count", std::to_string(s.count), "--dtype", std::to_string(static_cast<int>(s.dtype)), "--op",
           std::to_string(static_cast<int>(s.op)), "--scatter", std::to_string(static_cast<int>(s.scatter)),
-          "--gather", std::to_string(static_cast<int>(s.gather)), "--registered", s.registered ? "1" : "0"};
+          "--gather", std::to_string(static_cast<int>(s.gather)), "--registered", s.registered ? "1" : "0",
+          "--inflight", std::to_string(s.inflight)};
 }
 
 // The seed ternd uses when the trainers pass 0: the first 8 bytes of the id's secret.
@@ -79,6 +81,16 @@ void run_and_check(const Shape& shape) {
     // those submissions must have been found by the poll rather than by their doorbell.
     const auto status = nlohmann::json::parse((*daemons[0])->status_json());
     EXPECT_GT(status.at("daemon").at("submissions_polled").get<std::uint64_t>(), 0u) << status.dump();
+  }
+
+  if (shape.inflight > 1 && shape.local == 1 && shape.nodes > 1) {
+    // Several operations queued at once on one-trainer nodes: ternd runs them overlapped.
+    std::uint64_t overlapped = 0;
+    for (auto& d : daemons) {  // the groups are gone with their trainers: the daemon's total
+      const auto status = nlohmann::json::parse((**d).status_json());
+      overlapped += status.at("daemon").at("ops_overlapped").get<std::uint64_t>();
+    }
+    EXPECT_GT(overlapped, 0u) << "no operation ran overlapped with another";
   }
 
   const std::size_t bytes = shape.count * kernels::dtype_size(shape.dtype);
@@ -149,6 +161,18 @@ TEST(DaemonE2E, ThreeNodesOneTrainerEachEqualLibraryModeFp16) {
   s.dtype = kernels::DType::kF16;
   s.op = collective::ReduceOp::kMean;
   s.scatter = kernels::Codec::kSignEf;
+  run_and_check(s);
+}
+
+TEST(DaemonE2E, ThreeNodesOneTrainerEachOverlappedOperationsEqualTheReference) {
+  Shape s;  // four submitted at once, every time: ternd runs two at a time, the bits must not change
+  s.nodes = 3;
+  s.local = 1;
+  s.iters = 12;
+  s.inflight = 4;
+  s.count = 70001;
+  s.scatter = kernels::Codec::kTernaryEf;  // error feedback: per-key residuals under overlap
+  s.gather = kernels::Codec::kTernGrad;
   run_and_check(s);
 }
 

@@ -5,6 +5,7 @@
 // --setuid UID (drops to that uid first: the permission test). --print-unique-id 1 prints an id.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -29,6 +30,7 @@ struct Args {
   bool registered = false;  // use tern_register'ed host memory instead of tern_alloc
   bool print_unique_id = false;  // print a fresh id from this ternd and exit
   bool verify = false;      // compare every result with hierarchical_reference (all ranks' inputs are known)
+  int inflight = 1;         // allreduces submitted before waiting for them (each in its own buffer)
 };
 
 tern_client_t* g_client = nullptr;  // released on every exit path (the asan build checks leaks)
@@ -77,6 +79,7 @@ int main(int argc, char** argv) {
     else if (k == "--nranks") a.nranks = std::stoi(v);
     else if (k == "--local") a.local_size = std::stoi(v);
     else if (k == "--iters") a.iters = std::stoi(v);
+    else if (k == "--inflight") a.inflight = std::max(1, std::stoi(v));
     else if (k == "--count") a.count = std::stoul(v);
     else if (k == "--dtype") a.dtype = std::stoi(v);
     else if (k == "--op") a.op = std::stoi(v);
@@ -116,42 +119,72 @@ int main(int argc, char** argv) {
   if (s != TERN_OK) return finish_error(a, s, "join");
   const auto dtype = static_cast<tern::kernels::DType>(a.dtype);
   const std::size_t bytes = a.count * tern::kernels::dtype_size(dtype);
-  void* buffer = nullptr;
-  std::vector<std::uint8_t> host;
-  if (a.registered) {
-    host.resize(bytes);
-    buffer = host.data();
-    s = tern_register(client, buffer, bytes);
-  } else {
-    s = tern_alloc(client, bytes, &buffer);
+  std::vector<void*> buffers(static_cast<std::size_t>(a.inflight));
+  std::vector<std::vector<std::uint8_t>> host(buffers.size());
+  for (std::size_t b = 0; b < buffers.size(); ++b) {
+    if (a.registered) {
+      host[b].resize(bytes);
+      buffers[b] = host[b].data();
+      s = tern_register(client, buffers[b], bytes);
+    } else {
+      s = tern_alloc(client, bytes, &buffers[b]);
+    }
+    if (s != TERN_OK) return finish_error(a, s, "memory");
   }
-  if (s != TERN_OK) return finish_error(a, s, "memory");
   std::string results;
-  for (int iter = 1; iter <= a.iters; ++iter) {
-    if (iter == a.exit_before) _exit(3);  // dies with its connection, arenas and group open
-    const auto input = tern::daemon::test::trainer_input(a.data_seed, a.rank, iter, a.count, dtype);
-    std::memcpy(buffer, input.data(), bytes);
-    tern_allreduce_args_t args;
-    tern_allreduce_args_init(&args);
-    args.buffer = buffer;
-    args.count = a.count;
-    args.dtype = static_cast<tern_dtype_t>(a.dtype);
-    args.op = static_cast<tern_reduce_op_t>(a.op);
-    args.scatter_codec = static_cast<tern_codec_t>(a.scatter);
-    args.gather_codec = static_cast<tern_codec_t>(a.gather);
-    args.tensor_key = static_cast<std::uint64_t>(iter);  // fresh residuals each time (matches the reference)
-    args.timeout_ms = a.timeout_ms;
-    s = tern_allreduce_sync(group, &args);
-    if (s != TERN_OK) return finish_error(a, s, "allreduce " + std::to_string(iter));
-    results.append(static_cast<const char*>(buffer), bytes);
-    if (a.verify && !matches_reference(a, iter, buffer)) {
-      {
-        std::ofstream f(a.out, std::ios::binary | std::ios::trunc);
-        f << "error mismatch: allreduce " << iter << " differs from hierarchical_reference\n";
+  for (int first = 1; first <= a.iters; first += a.inflight) {
+    const int last = std::min(a.iters, first + a.inflight - 1);
+    std::vector<tern_request_t*> requests;
+    for (int iter = first; iter <= last; ++iter) {
+      if (iter == a.exit_before) _exit(3);  // dies with its connection, arenas and group open
+      void* buffer = buffers[static_cast<std::size_t>(iter - first)];
+      const auto input = tern::daemon::test::trainer_input(a.data_seed, a.rank, iter, a.count, dtype);
+      std::memcpy(buffer, input.data(), bytes);
+      tern_allreduce_args_t args;
+      tern_allreduce_args_init(&args);
+      args.buffer = buffer;
+      args.count = a.count;
+      args.dtype = static_cast<tern_dtype_t>(a.dtype);
+      args.op = static_cast<tern_reduce_op_t>(a.op);
+      args.scatter_codec = static_cast<tern_codec_t>(a.scatter);
+      args.gather_codec = static_cast<tern_codec_t>(a.gather);
+      args.tensor_key = static_cast<std::uint64_t>(iter);  // fresh residuals each time (matches the reference)
+      args.timeout_ms = a.timeout_ms;
+      tern_request_t* request = nullptr;
+      s = tern_allreduce(group, &args, &request);
+      if (s != TERN_OK) return finish_error(a, s, "allreduce " + std::to_string(iter));
+      requests.push_back(request);
+    }
+    // Every request is waited for and freed before anything is reported (the asan build checks leaks).
+    std::vector<std::string> errors(requests.size());
+    std::vector<tern_status_t> statuses(requests.size(), TERN_OK);
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      statuses[i] = tern_wait(requests[i], static_cast<int>(a.timeout_ms) + 10'000);
+      if (statuses[i] != TERN_OK) errors[i] = tern_request_error(requests[i]);
+      tern_request_free(requests[i]);
+    }
+    for (int iter = first; iter <= last; ++iter) {
+      const auto i = static_cast<std::size_t>(iter - first);
+      if (statuses[i] != TERN_OK) {
+        {
+          std::ofstream f(a.out, std::ios::binary | std::ios::trunc);
+          f << "error " << tern_status_name(statuses[i]) << ": allreduce " << iter << ": " << errors[i] << "\n";
+        }
+        tern_group_destroy(group);
+        tern_disconnect(client);
+        return 1;
       }
-      tern_group_destroy(group);
-      tern_disconnect(client);
-      return 1;
+      const void* buffer = buffers[static_cast<std::size_t>(iter - first)];
+      results.append(static_cast<const char*>(buffer), bytes);
+      if (a.verify && !matches_reference(a, iter, buffer)) {
+        {
+          std::ofstream f(a.out, std::ios::binary | std::ios::trunc);
+          f << "error mismatch: allreduce " << iter << " differs from hierarchical_reference\n";
+        }
+        tern_group_destroy(group);
+        tern_disconnect(client);
+        return 1;
+      }
     }
   }
   std::ofstream f(a.out, std::ios::binary | std::ios::trunc);

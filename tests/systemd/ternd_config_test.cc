@@ -83,6 +83,7 @@ DaemonConfig all_changed() {
   c.heartbeat_timeout = std::chrono::milliseconds(900);
   c.pipeline_chunk_elements = 4096;
   c.pipeline_window = 9;
+  c.overlap_ops = 1;
   c.poll_us = 75;
   c.ucx_tls = "rc_x,sm,self";
   c.log_level = "debug";

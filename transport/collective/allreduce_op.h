@@ -44,6 +44,7 @@ class AllreduceOp {
     drained_ = true;
   }
 
+  void mark_overlapped() { stats_.started_overlapped = true; }
   std::uint64_t number() const { return op_; }
   std::uint64_t tensor_key() const { return options_.tensor_key; }
   const std::uint8_t* buffer_begin() const { return buffer_; }

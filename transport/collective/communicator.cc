@@ -234,6 +234,7 @@ void Communicator::allreduce_overlapped(OverlappedAllreduce first,
         if (o.done) o.done(op.status(), AllreduceStats{});
         continue;
       }
+      if (!running.empty()) (*op)->mark_overlapped();
       (*op)->start();
       running.push_back({std::move(*op), std::move(o.done)});
     }

@@ -68,6 +68,7 @@ struct OverlapLog {
   std::vector<Status> outcomes;
   std::vector<int> done_calls;
   bool second_handed_out_before_first_done = false;
+  int started_overlapped = 0;
 };
 
 // Ranks with overlap[rank] use allreduce_overlapped(), handing out one operation per next() call;
@@ -87,8 +88,9 @@ Results run_mixed(int ranks, const std::vector<bool>& overlap, std::vector<Overl
       o.buffer = data[i].data();
       o.count = kPlan[i].count;
       o.options = options_for(kPlan[i]);
-      o.done = [&log, i](const Status& s, const AllreduceStats&) {
+      o.done = [&log, i](const Status& s, const AllreduceStats& stats) {
         log.outcomes[i] = s;
+        if (stats.started_overlapped) ++log.started_overlapped;
         ++log.done_calls[i];
       };
       return o;
@@ -134,6 +136,7 @@ TEST(AllreduceOverlapped, SameBitsAsOneAtATimeWhicheverRanksOverlap) {
       }
       if (overlap[static_cast<std::size_t>(r)]) {
         EXPECT_TRUE(log.second_handed_out_before_first_done) << "rank " << r << " never overlapped";
+        EXPECT_GT(log.started_overlapped, 0) << "rank " << r;
       }
     }
   }

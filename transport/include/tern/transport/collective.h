@@ -73,6 +73,7 @@ struct AllreduceStats {
   double encode_seconds = 0;
   double decode_seconds = 0;
   double total_seconds = 0;
+  bool started_overlapped = false;  ///< allreduce_overlapped(): it started while another was running
 };
 
 class AllreduceOp;

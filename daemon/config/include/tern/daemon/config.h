@@ -44,6 +44,7 @@ struct DaemonConfig {
   std::chrono::milliseconds heartbeat_timeout{5'000};
   std::uint32_t pipeline_chunk_elements = 1u << 17;
   std::uint32_t pipeline_window = 4;
+  std::uint32_t overlap_ops = 2;  // operations of a group running at once (one trainer per node)
   std::string ucx_tls = "";  ///< UCX_TLS for inter-node traffic; empty: UCX's choice
   // logging
   std::string log_level = "info";  ///< trace, debug, info, warn, error
