@@ -1,6 +1,6 @@
 #include <algorithm>
-#include <deque>
 #include <cstring>
+#include <deque>
 #include <string>
 
 #include "allreduce_op.h"
