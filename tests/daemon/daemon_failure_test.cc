@@ -37,6 +37,13 @@ std::string new_id(const std::string& socket) {
   return id.text;
 }
 
+// new_id() as libtern's type, for tern_group_join.
+tern_unique_id_t new_c_id(const std::string& socket) {
+  tern_unique_id_t id{};
+  std::snprintf(id.text, sizeof id.text, "%s", new_id(socket).c_str());
+  return id;
+}
+
 std::vector<std::string> args(const std::string& socket, const std::string& id, int rank, int nranks, int local,
                               int iters) {
   return {"--socket", socket, "--id", id, "--rank", std::to_string(rank), "--nranks", std::to_string(nranks),
@@ -203,9 +210,7 @@ TEST(DaemonFailure, StopFailsPendingOpsAndClientsCanReconnect) {
   TempDir dir;
   const std::string sock = dir.path() + "/t.sock";
   auto daemon = std::make_unique<TestDaemon>(test_config(sock));
-  const std::string id_text = new_id(sock);
-  tern_unique_id_t id{};
-  std::snprintf(id.text, sizeof id.text, "%s", id_text.c_str());
+  const tern_unique_id_t id = new_c_id(sock);
   tern_client_t *c0 = nullptr, *c1 = nullptr;
   ASSERT_EQ(tern_connect(sock.c_str(), &c0), TERN_OK);
   ASSERT_EQ(tern_connect(sock.c_str(), &c1), TERN_OK);
@@ -251,9 +256,7 @@ TEST(DaemonFailure, StopWhileTheInterNodeGroupFormsEndsTheJoinAtOnce) {
   TempDir dir;
   const std::string sock = dir.path() + "/t.sock";
   auto daemon = std::make_unique<TestDaemon>(test_config(sock));
-  const std::string id_text = new_id(sock);
-  tern_unique_id_t id{};
-  std::snprintf(id.text, sizeof id.text, "%s", id_text.c_str());
+  const tern_unique_id_t id = new_c_id(sock);
   tern_client_t* c = nullptr;
   ASSERT_EQ(tern_connect(sock.c_str(), &c), TERN_OK);
   // Node 0 of 2: ternd forms the inter-node group and waits for node 1, which never comes.

@@ -38,10 +38,6 @@ std::uint64_t secret_word(const UniqueId& id, std::size_t word) {
   return v;
 }
 
-}  // namespace
-
-namespace {
-
 // A UCX setting the caller did not choose, neither in the environment (UCX_<NAME>) nor in options.
 void set_default(UcxOptions& options, const std::string& name, std::string value) {
   if (std::getenv(("UCX_" + name).c_str()) != nullptr) return;
