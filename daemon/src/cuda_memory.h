@@ -1,7 +1,9 @@
 // GPU buffers of trainers: CUDA IPC handles opened once per registration (TERN_HAVE_CUDA builds).
-// The daemon stages a GPU buffer through host memory around each allreduce (copy in before the
-// local sum, copy the result back after narrowing); the arithmetic is the host path's, so GPU and
-// host trainers of one group get the same bits. Without CUDA every call is kUnavailable.
+// A group with one local trainer runs the engine on the mapped buffer in place (GroupState::
+// execute_on_gpu). With several, the daemon stages each GPU buffer through host memory around the
+// allreduce (copy in before the local sum, copy the result back after narrowing). Either way the
+// arithmetic is the host path's, bit for bit, so GPU and host trainers of one group get the same
+// bits. Without CUDA every call is kUnavailable.
 #pragma once
 
 #include <cstddef>
@@ -29,14 +31,17 @@ class CudaMapping {
   CudaMapping& operator=(const CudaMapping&) = delete;
 
   std::size_t size() const noexcept { return bytes_; }
+  int device() const noexcept { return device_; }
+  /// The device address `offset` bytes into the allocation (offset <= size(), checked by the caller).
+  void* device_pointer(std::size_t offset) const noexcept { return static_cast<char*>(base_) + offset; }
   Status copy_to_host(std::size_t offset, void* dst, std::size_t n) const;
   Status copy_from_host(std::size_t offset, const void* src, std::size_t n) const;
 
  private:
   CudaMapping(void* base, std::size_t bytes, int device) : base_(base), bytes_(bytes), device_(device) {}
-  [[maybe_unused]] void* base_;  // used only when built with CUDA
+  void* base_;
   std::size_t bytes_;
-  [[maybe_unused]] int device_;
+  int device_;
 };
 
 /// Host memory a group stages one member's GPU buffer through, kept across operations: page-locked

@@ -362,8 +362,29 @@ collective::AllreduceOptions GroupState::options_for(const std::vector<OpRequest
   return options;
 }
 
+Status GroupState::execute_on_gpu(std::vector<OpRequest>& ops, std::uint64_t k) {
+  const OpRequest& op = ops[0];
+  const auto dtype = static_cast<kernels::DType>(op.args.dtype);
+  if (!cuda_scratch_ || cuda_scratch_->device() != op.cuda->device()) {
+    cuda_scratch_.reset();
+    TERN_ASSIGN_OR_RETURN(cuda_scratch_, collective::CudaScratch::create(op.cuda->device()));
+  }
+  TERN_ASSIGN_OR_RETURN(auto tensor, collective::cuda_tensor(op.cuda->device_pointer(op.cuda_offset), dtype,
+                                                             op.args.count, *cuda_scratch_));
+  const collective::AllreduceOptions options = options_for(ops);
+  collective::AllreduceStats stats;
+  OpTimes times;
+  times.start = times.local_sum_done = Clock::now();
+  const Status s = communicator_->allreduce(*tensor, options, &stats);
+  times.engine_done = Clock::now();
+  if (!s) return Status(s.code(), "allreduce " + std::to_string(k) + " of group " + name() + ": " + s.message());
+  record_success(ops, k, options, stats, times);
+  return Status::ok();
+}
+
 Status GroupState::execute(std::vector<OpRequest>& ops, std::uint64_t k) {
   TERN_CHECK(check_agreement(ops, k));
+  if (ops.size() == 1 && ops[0].cuda && collective::cuda_tensors_built()) return execute_on_gpu(ops, k);
   const ring::Submission& a = ops[0].args;
   const auto dtype = static_cast<kernels::DType>(a.dtype);
   const std::size_t count = a.count;

@@ -23,6 +23,7 @@
 #include "tern/daemon/ring.h"
 #include "tern/transport/bootstrap.h"
 #include "tern/transport/collective.h"
+#include "tern/transport/cuda_tensor.h"
 
 namespace tern::transport {
 class Group;
@@ -37,7 +38,7 @@ struct OpRequest {
   ring::Submission args{};
   std::shared_ptr<SharedMapping> memory;  // keeps the arena mapped while the op runs
   std::uint8_t* data = nullptr;           // inside memory (range checked), or the group's staging
-  std::shared_ptr<CudaMapping> cuda;      // a GPU buffer: staged through host memory around the op
+  std::shared_ptr<CudaMapping> cuda;      // a GPU buffer (see execute_on_gpu)
   std::size_t cuda_offset = 0;
   std::chrono::steady_clock::time_point deadline;
 };
@@ -93,6 +94,10 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   void run_popped(std::vector<OpRequest>& ops, std::uint64_t k);
   /// Runs operation `k` whose requests (local-rank order) were popped from the queues.
   Status execute(std::vector<OpRequest>& ops, std::uint64_t k);
+  /// execute() for one local trainer with a GPU buffer, when CUDA is built: the engine runs the
+  /// codecs on the GPU in place (cuda_tensor.h); only packed chunks and this node's shard cross
+  /// to the host. Several local trainers with GPU buffers are staged whole through host memory.
+  Status execute_on_gpu(std::vector<OpRequest>& ops, std::uint64_t k);
   struct OpTimes {
     std::chrono::steady_clock::time_point start, local_sum_done, engine_done;
   };
@@ -132,6 +137,7 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   std::stop_source formation_stop_;  // requested when the group fails: ends a formation in progress
   std::vector<float> acc_;  // used by whoever executes (executing_)
   std::unique_ptr<HostStaging[]> staging_;  // per local rank, for GPU buffers; as acc_
+  std::unique_ptr<collective::CudaScratch> cuda_scratch_;  // execute_on_gpu's, kept; as acc_
   std::chrono::steady_clock::time_point last_done_;  // likewise: for the debug timing line
   std::thread worker_;
 };

@@ -2,5 +2,5 @@
 # reason from cuda::device_available(), on a machine without a usable GPU, so ctest passes there.
 tern_add_test(kernels_cuda_test
   SOURCES cuda_codec_test.cc
-  LIBS tern::kernels_cuda tern::kernels CUDA::cudart
+  LIBS tern::kernels_cuda tern::kernels CUDA::cudart_static
   LABELS gpu)

@@ -22,24 +22,25 @@ std::size_t capacity(Codec codec, std::uint32_t block, std::size_t count) {
 
 }  // namespace
 
-AllreduceOp::AllreduceOp(Communicator& comm, void* buffer, std::size_t count, const AllreduceOptions& options,
-                         Communicator::Residuals* residuals, std::uint64_t op)
+AllreduceOp::AllreduceOp(Communicator& comm, Tensor& tensor, std::unique_ptr<Tensor> owned,
+                         const AllreduceOptions& options, Communicator::Residuals* residuals, std::uint64_t op)
     : comm_(comm),
       transport_(*comm.transport_),
-      buffer_(static_cast<std::uint8_t*>(buffer)),
-      count_(count),
+      owned_tensor_(std::move(owned)),
+      tensor_(&tensor),
+      count_(tensor_->count()),
       options_(options),
       residuals_(residuals),
       op_(op),
       me_(comm.rank()),
       ranks_(comm.size()),
       elem_bytes_(kernels::dtype_size(options.dtype)),
-      partition_(count, comm.size(), options.block_size, comm.options_.pipeline_chunk_elements),
+      partition_(count_, comm.size(), options.block_size, comm.options_.pipeline_chunk_elements),
       start_(Clock::now()),
       deadline_(start_ + options.timeout) {
   descriptor_.group_id = comm.options_.group_id;
   descriptor_.op = op;
-  descriptor_.count = count;
+  descriptor_.count = count_;
   descriptor_.dtype = static_cast<std::uint8_t>(options.dtype);
   descriptor_.scatter_codec = static_cast<std::uint8_t>(options.scatter_codec);
   descriptor_.gather_codec = static_cast<std::uint8_t>(options.gather_codec);
@@ -217,16 +218,14 @@ bool AllreduceOp::encode_next_scatter() {
     if (c >= partition_.chunks(peer)) continue;
 
     const std::size_t begin = partition_.chunk_begin(peer, c), len = partition_.chunk_size(peer, c);
-    const std::uint8_t* input = buffer_ + begin * elem_bytes_;
     float* residual = kernels::codec_uses_error_feedback(options_.scatter_codec) ? residuals_->worker.data() + begin : nullptr;
     SendBuffer& out = scatter_sends_.emplace_back();
     while (scatter_sends_.size() > 1 && scatter_sends_.front().pending == 0 && scatter_sends_.front().bytes.empty())
       scatter_sends_.pop_front();
     out.bytes = comm_.buffers_->take(capacity(options_.scatter_codec, options_.block_size, len));
     const auto t0 = Clock::now();
-    Status s = kernels::encode(input, options_.dtype, len, residual,
-                               encode_options(options_.scatter_codec, Phase::kScatter, begin), out.bytes);
-    if (s.is_ok() && residual) s = kernels::residual_update(out.bytes, input, options_.dtype, len, residual);
+    const Status s =
+        tensor_->encode(begin, len, residual, encode_options(options_.scatter_codec, Phase::kScatter, begin), out.bytes);
     stats_.encode_seconds += seconds_since(t0);
     if (!s.is_ok()) {
       fail(s.with_context(describe() + ": rank " + std::to_string(me_) + ", elements " + std::to_string(begin) + "+"));
@@ -246,11 +245,13 @@ bool AllreduceOp::reduce_next_chunk() {
   if (gather_sends_in_flight_ >= static_cast<int>(comm_.options_.pipeline_window)) return false;
   const std::uint32_t c = reduced_;
   const std::size_t begin = partition_.chunk_begin(me_, c), len = partition_.chunk_size(me_, c);
-  std::uint8_t* mine = buffer_ + begin * elem_bytes_;
   float* acc = comm_.accumulator_.data();
 
   const auto t0 = Clock::now();
-  kernels::widen_to_f32(mine, options_.dtype, len, acc);
+  if (Status s = tensor_->widen(begin, len, acc); !s.is_ok()) {
+    fail(s.with_context(describe() + ": rank " + std::to_string(me_)));
+    return false;
+  }
   if (kernels::codec_uses_error_feedback(options_.scatter_codec)) {
     // This rank's own share never travels: it is used exactly, so nothing is left to feed back.
     float* e = residuals_->worker.data() + begin;
@@ -296,7 +297,7 @@ bool AllreduceOp::reduce_next_chunk() {
   if (ranks_ == 1) --gather_sends_in_flight_;
   // This rank decodes the very bytes it sent, so every rank holds the same values.
   const auto t2 = Clock::now();
-  s = kernels::decode(out.bytes, mine, options_.dtype, len);
+  s = tensor_->decode(out.bytes, begin, len);
   stats_.decode_seconds += seconds_since(t2);
   if (ranks_ == 1) comm_.buffers_->recycle(out.bytes);
   if (!s.is_ok()) {
@@ -318,7 +319,7 @@ bool AllreduceOp::decode_arrived_gather() {
   const auto t0 = Clock::now();
   Status s = check_chunk(chunk.bytes, options_.gather_codec, len, j);
   if (s.is_ok())
-    s = kernels::decode(chunk.bytes, buffer_ + begin * elem_bytes_, options_.dtype, len)
+    s = tensor_->decode(chunk.bytes, begin, len)
             .with_context(describe() + ": chunk from " + transport_.peer_name(j));
   stats_.decode_seconds += seconds_since(t0);
   if (!s.is_ok()) {

@@ -6,16 +6,19 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <vector>
 
 #include "protocol.h"
 #include "tern/transport/collective.h"
+#include "tern/transport/tensor.h"
 
 namespace tern::collective {
 
 class AllreduceOp {
  public:
-  AllreduceOp(Communicator& comm, void* buffer, std::size_t count, const AllreduceOptions& options,
+  /// `tensor` must outlive the operation, unless the operation owns it (`owned`, the same object).
+  AllreduceOp(Communicator& comm, Tensor& tensor, std::unique_ptr<Tensor> owned, const AllreduceOptions& options,
               Communicator::Residuals* residuals, std::uint64_t op);
   AllreduceOp(const AllreduceOp&) = delete;
   AllreduceOp& operator=(const AllreduceOp&) = delete;
@@ -47,8 +50,8 @@ class AllreduceOp {
   void mark_overlapped() { stats_.started_overlapped = true; }
   std::uint64_t number() const { return op_; }
   std::uint64_t tensor_key() const { return options_.tensor_key; }
-  const std::uint8_t* buffer_begin() const { return buffer_; }
-  const std::uint8_t* buffer_end() const { return buffer_ + count_ * elem_bytes_; }
+  const std::uint8_t* buffer_begin() const { return static_cast<const std::uint8_t*>(tensor_->address()); }
+  const std::uint8_t* buffer_end() const { return buffer_begin() + count_ * elem_bytes_; }
   const AllreduceStats& stats() const { return stats_; }
 
  private:
@@ -85,7 +88,8 @@ class AllreduceOp {
 
   Communicator& comm_;
   transport::Transport& transport_;
-  std::uint8_t* buffer_;
+  std::unique_ptr<Tensor> owned_tensor_;  // declared first: tensor_ may point into it
+  Tensor* tensor_;
   std::size_t count_;
   AllreduceOptions options_;
   Communicator::Residuals* residuals_;

@@ -145,7 +145,7 @@ Result<Communicator::Residuals*> Communicator::residuals_for(const AllreduceOpti
   return &r;
 }
 
-Result<std::unique_ptr<AllreduceOp>> Communicator::make_op(void* buffer, std::size_t count,
+Result<std::unique_ptr<AllreduceOp>> Communicator::make_op(Tensor* tensor, std::unique_ptr<Tensor> owned,
                                                            const AllreduceOptions& options) {
   if (Status b = broken(); !b.is_ok()) return Status(b.code(), "communicator is broken: " + b.message());
   const auto fail_all = [&](const Status& s) {
@@ -164,16 +164,31 @@ Result<std::unique_ptr<AllreduceOp>> Communicator::make_op(void* buffer, std::si
     if (Status s = kernels::validate(probe); !s.is_ok()) return fail_all(s);
   }
   if (static_cast<unsigned>(options.dtype) > 2) return fail_all(invalid_argument("unknown dtype"));
-  if (count != 0 && buffer == nullptr) return fail_all(invalid_argument("null buffer with a non-zero count"));
+  if (tensor == nullptr) tensor = owned.get();
+  const std::size_t count = tensor->count();
+  if (tensor->dtype() != options.dtype)
+    return fail_all(invalid_argument("the tensor holds " + std::string(kernels::dtype_name(tensor->dtype())) +
+                                     " elements, the options say " + std::string(kernels::dtype_name(options.dtype))));
+  if (count != 0 && tensor->address() == nullptr)
+    return fail_all(invalid_argument("null buffer with a non-zero count"));
   if (options.timeout.count() <= 0) return fail_all(invalid_argument("the timeout must be positive"));
   const Partition partition(count, size(), options.block_size, options_.pipeline_chunk_elements);
   auto residuals = residuals_for(options, count, partition.shard_size(rank()));
   if (!residuals.is_ok()) return fail_all(residuals.status());
-  return std::make_unique<AllreduceOp>(*this, buffer, count, options, *residuals, next_op_++);
+  return std::make_unique<AllreduceOp>(*this, *tensor, std::move(owned), options, *residuals, next_op_++);
 }
 
 Status Communicator::allreduce(void* buffer, std::size_t count, const AllreduceOptions& options, AllreduceStats* stats) {
-  TERN_ASSIGN_OR_RETURN(auto op, make_op(buffer, count, options));
+  // make_op() checks the dtype before the tensor is used.
+  return run_one(make_op(nullptr, host_tensor(buffer, options.dtype, count), options), stats);
+}
+
+Status Communicator::allreduce(Tensor& tensor, const AllreduceOptions& options, AllreduceStats* stats) {
+  return run_one(make_op(&tensor, nullptr, options), stats);
+}
+
+Status Communicator::run_one(Result<std::unique_ptr<AllreduceOp>> made, AllreduceStats* stats) {
+  TERN_ASSIGN_OR_RETURN(auto op, std::move(made));
   const Status s = op->run();
   if (stats) *stats = op->stats();
   return s;
@@ -229,7 +244,7 @@ void Communicator::allreduce_overlapped(OverlappedAllreduce first,
                        [&](const Running& r) { return may_overlap(*r.op, waiting.front()); })) {
       OverlappedAllreduce o = std::move(waiting.front());
       waiting.pop_front();
-      auto op = make_op(o.buffer, o.count, o.options);
+      auto op = make_op(nullptr, host_tensor(o.buffer, o.options.dtype, o.count), o.options);
       if (!op.is_ok()) {
         if (o.done) o.done(op.status(), AllreduceStats{});
         continue;

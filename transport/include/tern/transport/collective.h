@@ -34,6 +34,7 @@
 
 #include "tern/common/status.h"
 #include "tern/kernels/codec.h"
+#include "tern/transport/tensor.h"
 #include "tern/transport/transport.h"
 
 namespace tern::collective {
@@ -112,6 +113,11 @@ class Communicator {
   Status allreduce(void* buffer, std::size_t count, const AllreduceOptions& options,
                    AllreduceStats* stats = nullptr);
 
+  /// The same on a tensor in any memory the Tensor interface reaches (tensor.h; e.g. GPU memory
+  /// through cuda_tensor.h). `tensor.dtype()` must equal `options.dtype`. Ranks may mix kinds of
+  /// memory: the bits are the same.
+  Status allreduce(Tensor& tensor, const AllreduceOptions& options, AllreduceStats* stats = nullptr);
+
   /// Runs `first`, and the operations `next()` hands out while earlier ones still run, with up to
   /// kMaxOverlappedAllreduces in flight at once: a small operation submitted behind a large one
   /// moves its data while the large one's tail drains, instead of after it. Operations are
@@ -159,7 +165,10 @@ class Communicator {
   void send_abort(const Status& reason, std::uint64_t op);
   /// Validates, numbers and builds the next operation (an argument error fails the group, as
   /// every other rank is about to wait for this one).
-  Result<std::unique_ptr<AllreduceOp>> make_op(void* buffer, std::size_t count, const AllreduceOptions& options);
+  /// The operation runs on `tensor`, or on `owned` when `tensor` is null (then it keeps it).
+  Result<std::unique_ptr<AllreduceOp>> make_op(Tensor* tensor, std::unique_ptr<Tensor> owned,
+                                               const AllreduceOptions& options);
+  Status run_one(Result<std::unique_ptr<AllreduceOp>> made, AllreduceStats* stats);
   Result<Residuals*> residuals_for(const AllreduceOptions& options, std::size_t count, std::size_t shard_count);
 
   CommunicatorOptions options_;
