@@ -5,15 +5,19 @@
 #   scripts/gpu-check.sh [--quick] [--no-bench] [--no-check]
 #
 # Needs only cmake, a C++ compiler and nvcc (no GoogleTest, Google Benchmark, apt or network).
-# It configures a kernels-only project (tern::common + tern::kernels + tern::kernels_cuda) in a
-# fresh build/gpu, because the top-level project also needs the transport's dependencies (UCX,
-# Boost, OpenSSL, spdlog), which a GPU box need not have. Options as the brief of the CUDA port
+# It configures a kernels-and-engine project (tern::common, tern::kernels, tern::kernels_cuda, the
+# in-process transport and tern::collective) in a fresh build/gpu, because the top-level project
+# also needs the transport's dependencies (UCX, Boost, OpenSSL, spdlog), which a GPU box need not
+# have. Options as the brief of the CUDA port
 # asks: TERN_CUDA=ON, TERN_BUILD_TESTS=OFF, TERN_BUILD_BENCHMARKS=OFF, CMAKE_CUDA_ARCHITECTURES=90
 # (override with TERN_GPU_ARCH=80 etc.), Release.
 #
+# Then tern-engine-gpu-check: the collective engine on GPU tensors (cuda_tensor.h) against host
+# buffers, bit for bit, and a 64 MiB timing (skipped with --no-check; --quick and --no-bench apply).
+#
 # Outputs (also printed): configure.log, build.log, device.txt, check.log, bench.log, bench.json,
-# summary.txt in "$OUT" if set, else build/gpu/.
-# Exit status: 0 check passed and bench met the acceptance target; 1 check failed; 3 bench below
+# engine.log, summary.txt in "$OUT" if set, else build/gpu/.
+# Exit status: 0 checks passed and bench met the acceptance target; 1 a check failed; 3 bench below
 # target (terngrad fp32 256 MiB encode < 70% of copy bandwidth); 77 no usable GPU; 2 build or
 # other error.
 set -uo pipefail
@@ -85,6 +89,11 @@ include(TernOptions)
 include(TernCuda)
 add_subdirectory("$root/common" common)
 add_subdirectory("$root/kernels" kernels)
+# The collective engine over the in-process transport, for tern-engine-gpu-check.
+include("$root/transport/api.cmake")
+add_subdirectory("$root/transport/loopback" transport_loopback)
+add_subdirectory("$root/transport/collective" transport_collective)
+include("$root/tests/transport/collective/engine_gpu_check.cmake")
 EOF
 
 generator=()
@@ -95,13 +104,15 @@ cmake -S "$build/shim" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release 
   tee "$out/configure.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || fail "configure failed (see $out/configure.log)"
 
-echo "== build tern-gpu-check =="
+echo "== build tern-gpu-check, tern-engine-gpu-check =="
 start=$(date +%s)
-cmake --build "$build" --target tern-gpu-check --parallel "$(nproc)" 2>&1 | tee "$out/build.log"
+cmake --build "$build" --target tern-gpu-check tern-engine-gpu-check --parallel "$(nproc)" 2>&1 | tee "$out/build.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || fail "build failed (see $out/build.log)"
 echo "build: $(($(date +%s) - start)) s" | tee -a "$out/build.log"
 tool=$(find "$build" -name tern-gpu-check -type f -perm -u+x | head -1)
 [ -n "$tool" ] || fail "tern-gpu-check not found under $build"
+engine_tool=$(find "$build" -name tern-engine-gpu-check -type f -perm -u+x | head -1)
+[ -n "$engine_tool" ] || fail "tern-engine-gpu-check not found under $build"
 
 rc_check=0
 rc_bench=0
@@ -125,6 +136,15 @@ if [ "$bench" = 1 ]; then
   fi
 fi
 
+rc_engine=0
+if [ "$check" = 1 ]; then
+  engine_args=("${quick[@]}")
+  [ "$bench" = 1 ] || engine_args+=(--no-bench)
+  echo "== tern-engine-gpu-check ${engine_args[*]} =="
+  "$engine_tool" "${engine_args[@]}" 2>&1 | tee "$out/engine.log"
+  rc_engine=${PIPESTATUS[0]}
+fi
+
 {
   echo "== summary =="
   if [ "$check" = 1 ]; then
@@ -138,7 +158,12 @@ fi
   if [ "$bench" = 1 ]; then
     grep -E "^ACCEPTANCE" "$out/bench.log" || echo "BENCH: no acceptance line (exit $rc_bench)"
   fi
+  if [ "$check" = 1 ]; then
+    grep -E "^check: |^ENGINE GPU CHECK" "$out/engine.log" || echo "ENGINE GPU CHECK: no summary (exit $rc_engine)"
+    grep -E "x the host-buffer time" "$out/engine.log" || true
+  fi
 } | tee "$out/summary.txt"
 
 if [ "$rc_check" -ne 0 ]; then exit "$rc_check"; fi
+if [ "$rc_engine" -ne 0 ]; then exit 1; fi
 exit "$rc_bench"
