@@ -378,6 +378,10 @@ Status GroupState::execute_on_gpu(std::vector<OpRequest>& ops, std::uint64_t k) 
   const Status s = communicator_->allreduce(*tensor, options, &stats);
   times.engine_done = Clock::now();
   if (!s) return Status(s.code(), "allreduce " + std::to_string(k) + " of group " + name() + ": " + s.message());
+  {
+    std::lock_guard lock(mutex_);
+    ++ops_gpu_in_place_;
+  }
   record_success(ops, k, options, stats, times);
   return Status::ok();
 }
@@ -542,6 +546,7 @@ nlohmann::json GroupState::status() const {
   j["ops_done"] = ops_done_;
   j["ops_failed"] = ops_failed_;
   j["ops_overlapped"] = ops_overlapped_;
+  j["ops_gpu_in_place"] = ops_gpu_in_place_;
   nlohmann::json codecs = nlohmann::json::object();
   for (const auto& [codec, cs] : codec_stats_)
     codecs[codec] = {{"ops", cs.ops}, {"bytes_out", cs.bytes_out}, {"bytes_in", cs.bytes_in}};

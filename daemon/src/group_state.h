@@ -131,6 +131,7 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   collective::Communicator* communicator_ = nullptr;  // set by the worker while it exists
   std::uint64_t ops_done_ = 0, ops_failed_ = 0;
   std::uint64_t ops_overlapped_ = 0;  // started while the previous one still ran (allreduce_overlapped)
+  std::uint64_t ops_gpu_in_place_ = 0;  // ran on a trainer's GPU buffer in place (execute_on_gpu)
   std::map<std::string, CodecStats> codec_stats_;  // "terngrad/terngrad"
   std::deque<std::string> errors_;
   std::atomic<bool> worker_done_{false};

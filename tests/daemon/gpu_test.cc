@@ -1,11 +1,14 @@
-// GPU buffers through ternd (label gpu): two trainers (threads, separate libtern connections) hand
+// GPU buffers through ternd (label gpu): trainers (threads, separate libtern connections) hand
 // cudaMalloc'ed buffers to an in-process ternd via CUDA IPC; the results must equal the host
-// reference bit for bit. Skips without a usable GPU.
+// reference bit for bit. Two trainers: the buffers are staged through the host around the local
+// sum; one trainer: the engine runs the CUDA codecs on the buffer in place. Skips without a usable GPU.
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <future>
+
+#include <nlohmann/json.hpp>
 
 #include "daemon_test_util.h"
 #include "tern/daemon/hierarchical.h"
@@ -70,6 +73,78 @@ TEST(DaemonGpu, CudaBuffersOfTwoTrainersMatchTheHostReference) {
   ASSERT_TRUE(expected.is_ok());
   EXPECT_EQ(results[0], *expected);
   for (auto& x : c) tern_disconnect(x);
+}
+
+TEST(DaemonGpu, ALoneTrainersCudaBufferIsReducedInPlaceAndMatchesTheHostReference) {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    (void)cudaGetLastError();
+    GTEST_SKIP() << "no usable CUDA device";
+  }
+  TempDir dir;
+  const std::string sock = dir.path() + "/t.sock";
+  TestDaemon daemon(test_config(sock));
+  tern_client_t* c = nullptr;
+  ASSERT_EQ(tern_connect(sock.c_str(), &c), TERN_OK) << tern_last_error();
+  tern_unique_id_t id;
+  ASSERT_EQ(tern_get_unique_id(c, &id), TERN_OK);
+  tern_group_config_t gc{sizeof gc, 0, 1, 1, 20000, 0};
+  tern_group_t* g = nullptr;
+  ASSERT_EQ(tern_group_join(c, &id, &gc, &g), TERN_OK) << tern_last_error();
+  collective::CommunicatorOptions comm;
+  auto parsed = transport::UniqueId::parse(id.text);
+  std::memcpy(&comm.seed, parsed->secret().data(), sizeof comm.seed);
+
+  struct Case {
+    std::size_t count;
+    kernels::DType dtype;
+    tern_codec_t codec;
+    kernels::Codec engine_codec;
+  };
+  const Case cases[] = {
+      {300007, kernels::DType::kF32, TERN_CODEC_TERNGRAD, kernels::Codec::kTernGrad},
+      {100003, kernels::DType::kBf16, TERN_CODEC_TERNARY_EF, kernels::Codec::kTernaryEf},
+      {4099, kernels::DType::kF16, TERN_CODEC_FP32, kernels::Codec::kFp32},
+  };
+  std::uint64_t op = 0;
+  for (const Case& k : cases) {
+    ++op;
+    const std::size_t bytes = k.count * kernels::dtype_size(k.dtype);
+    void* dev = nullptr;
+    ASSERT_EQ(cudaMalloc(&dev, bytes + 256), cudaSuccess);
+    void* buf = static_cast<char*>(dev) + 256;
+    const auto input = trainer_input(1, 0, static_cast<int>(op), k.count, k.dtype);
+    ASSERT_EQ(cudaMemcpy(buf, input.data(), bytes, cudaMemcpyHostToDevice), cudaSuccess);
+    ASSERT_EQ(tern_register(c, buf, bytes), TERN_OK) << tern_last_error();
+    tern_allreduce_args_t a;
+    tern_allreduce_args_init(&a);
+    a.buffer = buf;
+    a.count = k.count;
+    a.dtype = static_cast<tern_dtype_t>(k.dtype);
+    a.scatter_codec = a.gather_codec = k.codec;
+    a.tensor_key = op;
+    EXPECT_EQ(tern_allreduce_sync(g, &a), TERN_OK) << tern_last_error();
+    std::vector<std::uint8_t> result(bytes);
+    EXPECT_EQ(cudaMemcpy(result.data(), buf, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
+    EXPECT_EQ(tern_deregister(c, buf), TERN_OK);
+    cudaFree(dev);
+
+    std::vector<std::vector<std::vector<std::uint8_t>>> inputs{{input}};
+    collective::AllreduceOptions options;
+    options.op = collective::ReduceOp::kMean;
+    options.dtype = k.dtype;
+    options.scatter_codec = options.gather_codec = k.engine_codec;
+    auto expected = hierarchical_reference(inputs, k.count, options, comm, op);
+    ASSERT_TRUE(expected.is_ok()) << expected.status().to_string();
+    EXPECT_EQ(result, *expected) << "case " << op;
+    EXPECT_NE(result, input) << "case " << op << ": the allreduce changed nothing";
+  }
+  // The in-place path ran (not the staging one).
+  const nlohmann::json status = nlohmann::json::parse(daemon->status_json());
+  ASSERT_EQ(status["groups"].size(), 1u) << status.dump();
+  EXPECT_EQ(status["groups"][0]["ops_gpu_in_place"], op) << status.dump();
+  tern_group_destroy(g);
+  tern_disconnect(c);
 }
 
 }  // namespace
