@@ -21,7 +21,8 @@ endif()
 add_library(tern_kernels_cuda STATIC
   src/cuda/cuda_codec.cu
   src/cuda/encode_kernels.cu
-  src/cuda/decode_kernels.cu)
+  src/cuda/decode_kernels.cu
+  src/cuda/scale_kernel.cu)
 add_library(tern::kernels_cuda ALIAS tern_kernels_cuda)
 target_include_directories(tern_kernels_cuda
   PUBLIC $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "session.h"
@@ -386,9 +387,44 @@ Status GroupState::execute_on_gpu(std::vector<OpRequest>& ops, std::uint64_t k) 
   return Status::ok();
 }
 
+Status GroupState::execute_local_sum_on_gpu(std::vector<OpRequest>& ops, std::uint64_t k) {
+  const ring::Submission& a = ops[0].args;
+  const auto dtype = static_cast<kernels::DType>(a.dtype);
+  const int device = ops[0].cuda->device();
+  if (!gpu_local_ || gpu_local_->device() != device) {
+    gpu_local_.reset();
+    TERN_ASSIGN_OR_RETURN(gpu_local_, GpuLocalReduce::create(device));
+  }
+  std::vector<GpuLocalReduce::Buffer> buffers;
+  for (const OpRequest& op : ops) buffers.push_back({op.cuda->device_pointer(op.cuda_offset), op.cuda->device()});
+  const collective::AllreduceOptions options = options_for(ops);
+  collective::AllreduceStats stats;
+  OpTimes times;
+  times.start = Clock::now();
+  Status s;
+  auto acc = gpu_local_->sum(buffers, dtype, a.count);
+  times.local_sum_done = Clock::now();
+  if (!acc.is_ok()) {
+    s = acc.status();
+  } else {
+    auto tensor = collective::cuda_tensor(*acc, kernels::DType::kF32, a.count, gpu_local_->engine_scratch());
+    s = tensor.is_ok() ? communicator_->allreduce(**tensor, options, &stats) : tensor.status();
+    if (s) s = gpu_local_->finish(static_cast<collective::ReduceOp>(a.op), params_.nranks, dtype, a.count, buffers);
+  }
+  times.engine_done = Clock::now();
+  if (!s) return Status(s.code(), "allreduce " + std::to_string(k) + " of group " + name() + ": " + s.message());
+  {
+    std::lock_guard lock(mutex_);
+    ++ops_gpu_in_place_;
+  }
+  record_success(ops, k, options, stats, times);
+  return Status::ok();
+}
+
 Status GroupState::execute(std::vector<OpRequest>& ops, std::uint64_t k) {
   TERN_CHECK(check_agreement(ops, k));
-  if (ops.size() == 1 && ops[0].cuda && collective::cuda_tensors_built()) return execute_on_gpu(ops, k);
+  if (collective::cuda_tensors_built() && std::all_of(ops.begin(), ops.end(), [](const OpRequest& op) { return op.cuda; }))
+    return ops.size() == 1 ? execute_on_gpu(ops, k) : execute_local_sum_on_gpu(ops, k);
   const ring::Submission& a = ops[0].args;
   const auto dtype = static_cast<kernels::DType>(a.dtype);
   const std::size_t count = a.count;
@@ -417,7 +453,10 @@ Status GroupState::execute(std::vector<OpRequest>& ops, std::uint64_t k) {
     s = communicator_->allreduce(acc_.data(), count, options, &stats);
     if (s) {
       scale_for_mean(acc_.data(), count, static_cast<collective::ReduceOp>(a.op), params_.nranks);
-      for (const OpRequest& r : ops) narrow_from_f32(acc_.data(), count, dtype, r.data);
+      for (const OpRequest& r : ops) {
+        s = narrow_from_f32(acc_.data(), count, dtype, r.data);
+        if (!s) break;
+      }
     }
   }
   times.engine_done = Clock::now();

@@ -19,6 +19,7 @@
 
 #include "daemon_impl.h"
 #include "cuda_memory.h"
+#include "gpu_local_reduce.h"
 #include "shared_memory.h"
 #include "tern/daemon/ring.h"
 #include "tern/transport/bootstrap.h"
@@ -98,6 +99,10 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   /// codecs on the GPU in place (cuda_tensor.h); only packed chunks and this node's shard cross
   /// to the host. Several local trainers with GPU buffers are staged whole through host memory.
   Status execute_on_gpu(std::vector<OpRequest>& ops, std::uint64_t k);
+  /// execute() for several local trainers whose buffers are all on GPUs, when CUDA is built: the
+  /// local sum, mean and narrowing on local rank 0's GPU (gpu_local_reduce.h), the engine on the
+  /// sum in place. Groups that mix host and GPU buffers on a node are staged through the host.
+  Status execute_local_sum_on_gpu(std::vector<OpRequest>& ops, std::uint64_t k);
   struct OpTimes {
     std::chrono::steady_clock::time_point start, local_sum_done, engine_done;
   };
@@ -131,7 +136,7 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   collective::Communicator* communicator_ = nullptr;  // set by the worker while it exists
   std::uint64_t ops_done_ = 0, ops_failed_ = 0;
   std::uint64_t ops_overlapped_ = 0;  // started while the previous one still ran (allreduce_overlapped)
-  std::uint64_t ops_gpu_in_place_ = 0;  // ran on a trainer's GPU buffer in place (execute_on_gpu)
+  std::uint64_t ops_gpu_in_place_ = 0;  // GPU buffers never staged whole through the host (execute_*on_gpu)
   std::map<std::string, CodecStats> codec_stats_;  // "terngrad/terngrad"
   std::deque<std::string> errors_;
   std::atomic<bool> worker_done_{false};
@@ -139,6 +144,7 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   std::vector<float> acc_;  // used by whoever executes (executing_)
   std::unique_ptr<HostStaging[]> staging_;  // per local rank, for GPU buffers; as acc_
   std::unique_ptr<collective::CudaScratch> cuda_scratch_;  // execute_on_gpu's, kept; as acc_
+  std::unique_ptr<GpuLocalReduce> gpu_local_;              // execute_local_sum_on_gpu's; as acc_
   std::chrono::steady_clock::time_point last_done_;  // likewise: for the debug timing line
   std::thread worker_;
 };

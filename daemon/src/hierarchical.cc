@@ -31,31 +31,31 @@ void scale_for_mean(float* acc, std::size_t count, collective::ReduceOp op, int 
   for (std::size_t i = 0; i < count; ++i) acc[i] *= inv;
 }
 
-void narrow_from_f32(const float* acc, std::size_t count, kernels::DType dtype, void* out) {
-  switch (dtype) {
-    case kernels::DType::kF32: std::memcpy(out, acc, count * sizeof(float)); return;
-    case kernels::DType::kF16: {
-      auto* o = static_cast<std::uint16_t*>(out);
-      for (std::size_t i = 0; i < count; ++i) o[i] = kernels::float_to_fp16(acc[i]);
-      return;
-    }
-    case kernels::DType::kBf16: {
-      auto* o = static_cast<std::uint16_t*>(out);
-      for (std::size_t i = 0; i < count; ++i) o[i] = kernels::float_to_bf16(acc[i]);
-      return;
-    }
+Status narrow_from_f32(const float* acc, std::size_t count, kernels::DType dtype, void* out) {
+  if (dtype == kernels::DType::kF32) {
+    std::memcpy(out, acc, count * sizeof(float));
+    return Status::ok();
   }
+  const bool half = dtype == kernels::DType::kF16;
+  const std::uint16_t inf_bits = half ? 0x7c00 : 0x7f80;  // exponent all ones
+  auto* o = static_cast<std::uint16_t*>(out);
+  std::size_t overflows = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    o[i] = half ? kernels::float_to_fp16(acc[i]) : kernels::float_to_bf16(acc[i]);
+    overflows += (o[i] & inf_bits) == inf_bits;  // acc is finite (the engine's result): any Inf/NaN is an overflow
+  }
+  if (overflows)
+    return non_finite(std::to_string(overflows) + " reduced value" + (overflows == 1 ? "" : "s") + " overflow " +
+                      std::string(kernels::dtype_name(dtype)));
+  return Status::ok();
 }
 
-void finish_result(const float* acc, std::size_t count, collective::ReduceOp op, int nranks, kernels::DType dtype,
-                   void* out) {
-  if (op != collective::ReduceOp::kMean) {
-    narrow_from_f32(acc, count, dtype, out);
-    return;
-  }
+Status finish_result(const float* acc, std::size_t count, collective::ReduceOp op, int nranks, kernels::DType dtype,
+                     void* out) {
+  if (op != collective::ReduceOp::kMean) return narrow_from_f32(acc, count, dtype, out);
   std::vector<float> scaled(acc, acc + count);
   scale_for_mean(scaled.data(), count, op, nranks);
-  narrow_from_f32(scaled.data(), count, dtype, out);
+  return narrow_from_f32(scaled.data(), count, dtype, out);
 }
 
 Result<std::vector<std::uint8_t>> hierarchical_reference(
@@ -87,7 +87,8 @@ Result<std::vector<std::uint8_t>> hierarchical_reference(
   inter.op = collective::ReduceOp::kSum;
   TERN_ASSIGN_OR_RETURN(auto reduced, collective::reference_allreduce(node_sums, count, inter, comm_options, op));
   std::vector<std::uint8_t> out(count * elem);
-  finish_result(reinterpret_cast<const float*>(reduced.data()), count, options.op, nranks, options.dtype, out.data());
+  TERN_CHECK(
+      finish_result(reinterpret_cast<const float*>(reduced.data()), count, options.op, nranks, options.dtype, out.data()));
   return out;
 }
 

@@ -741,6 +741,27 @@ void sweep_arguments(Checker& ck) {
               gpu::residual_update(ws, de, nullptr, DType::kF16, 0, nullptr, ck.stream()));
 }
 
+/// scale_async (ternd's mean): one fp32 multiplication per element, as the CPU's.
+void sweep_scale(Checker& ck) {
+  Tally& t = ck.tally;
+  for (std::size_t n : {std::size_t{1}, std::size_t{1000}, std::size_t{1} << 20}) {
+    for (float factor : {1.0f / 3.0f, 0.125f, 1.0f / 7.0f}) {
+      std::vector<float> values = make_values(n, 4242 + n);
+      float* d = reinterpret_cast<float*>(ck.out().at(0));
+      upload(d, values.data(), 4 * n);
+      const Status s = gpu::scale_async(d, n, factor, ck.stream());
+      cuda_ok(cudaStreamSynchronize(ck.stream()), "cudaStreamSynchronize");
+      for (float& v : values) v *= factor;
+      if (same_status(t, "scale n=" + std::to_string(n) + " status", Status::ok(), s))
+        same_bytes(t, "scale n=" + std::to_string(n), float_bytes(values), download(d, 4 * n), 4);
+    }
+  }
+  std::vector<float> host(4, 1.0f);
+  expect(t, "scale rejects host memory",
+         gpu::scale_async(host.data(), host.size(), 0.5f, ck.stream()).code() == StatusCode::kInvalidArgument);
+  expect(t, "scale of nothing is OK", gpu::scale_async(nullptr, 0, 0.5f, ck.stream()).is_ok());
+}
+
 int run_check(bool quick, std::string& json) {
   if (!set_cpu_isa(CpuIsa::kScalar).is_ok()) die("cannot select the scalar CPU implementation");
   Checker ck((std::size_t{1} << 20) + 64);
@@ -754,6 +775,8 @@ int run_check(bool quick, std::string& json) {
   std::fflush(stdout);
   sweep_nonfinite(ck);
   sweep_exact(ck, quick);
+  std::printf("  scale...\n");
+  sweep_scale(ck);
   const Tally& t = ck.tally;
   std::printf("check: %zu passed, %zu failed\n", t.passed, t.failed);
   std::printf("%s\n", t.failed ? "CHECK FAIL" : "CHECK PASS");

@@ -1,7 +1,8 @@
 // GPU buffers through ternd (label gpu): trainers (threads, separate libtern connections) hand
 // cudaMalloc'ed buffers to an in-process ternd via CUDA IPC; the results must equal the host
-// reference bit for bit. Two trainers: the buffers are staged through the host around the local
-// sum; one trainer: the engine runs the CUDA codecs on the buffer in place. Skips without a usable GPU.
+// reference bit for bit. Two trainers with GPU buffers: the local sum, mean and narrowing on the
+// GPU; one of them on host memory: the GPU buffer is staged through the host; one trainer: the
+// engine runs the CUDA codecs on the buffer in place. Skips without a usable GPU.
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
@@ -19,6 +20,9 @@
 namespace tern::daemon::test {
 namespace {
 
+// Operation 1: both trainers on the GPU (the local sum on the GPU); operation 2: trainer 1 on host
+// memory (the node stages the GPU buffer through the host and sums on the CPU). Both must equal
+// the host reference.
 TEST(DaemonGpu, CudaBuffersOfTwoTrainersMatchTheHostReference) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
@@ -34,44 +38,64 @@ TEST(DaemonGpu, CudaBuffersOfTwoTrainersMatchTheHostReference) {
   ASSERT_EQ(tern_get_unique_id(c[0], &id), TERN_OK);
   const std::size_t count = 100000;
   const auto dtype = kernels::DType::kF32;
-  std::vector<std::uint8_t> results[2];
+  std::vector<std::uint8_t> results[2][2];  // [operation][rank]
   auto trainer = [&](int r) {
     tern_group_config_t gc{sizeof gc, r, 2, 2, 20000, 0};
     tern_group_t* g = nullptr;
     EXPECT_EQ(tern_group_join(c[r], &id, &gc, &g), TERN_OK) << tern_last_error();
     if (!g) return;
-    void* dev = nullptr;
-    EXPECT_EQ(cudaMalloc(&dev, count * 4 + 4096), cudaSuccess);
-    void* buf = static_cast<char*>(dev) + 4096;  // not the allocation's start: offsets must work
-    const auto input = trainer_input(1, r, 1, count, dtype);
-    EXPECT_EQ(cudaMemcpy(buf, input.data(), input.size(), cudaMemcpyHostToDevice), cudaSuccess);
-    EXPECT_EQ(tern_register(c[r], buf, count * 4), TERN_OK) << tern_last_error();
-    tern_allreduce_args_t a;
-    tern_allreduce_args_init(&a);
-    a.buffer = buf;
-    a.count = count;
-    a.tensor_key = 1;
-    EXPECT_EQ(tern_allreduce_sync(g, &a), TERN_OK) << tern_last_error();
-    results[r].resize(count * 4);
-    EXPECT_EQ(cudaMemcpy(results[r].data(), buf, count * 4, cudaMemcpyDeviceToHost), cudaSuccess);
-    EXPECT_EQ(tern_deregister(c[r], buf), TERN_OK);
-    cudaFree(dev);
+    for (int iter = 1; iter <= 2; ++iter) {
+      const bool on_gpu = iter == 1 || r == 0;
+      const auto input = trainer_input(1, r, iter, count, dtype);
+      void* dev = nullptr;
+      std::vector<std::uint8_t> host;
+      void* buf = nullptr;
+      if (on_gpu) {
+        EXPECT_EQ(cudaMalloc(&dev, count * 4 + 4096), cudaSuccess);
+        buf = static_cast<char*>(dev) + 4096;  // not the allocation's start: offsets must work
+        EXPECT_EQ(cudaMemcpy(buf, input.data(), input.size(), cudaMemcpyHostToDevice), cudaSuccess);
+      } else {
+        host = input;
+        buf = host.data();
+      }
+      EXPECT_EQ(tern_register(c[r], buf, count * 4), TERN_OK) << tern_last_error();
+      tern_allreduce_args_t a;
+      tern_allreduce_args_init(&a);
+      a.buffer = buf;
+      a.count = count;
+      a.tensor_key = 1;
+      EXPECT_EQ(tern_allreduce_sync(g, &a), TERN_OK) << tern_last_error();
+      auto& out = results[iter - 1][r];
+      out.resize(count * 4);
+      if (on_gpu) {
+        EXPECT_EQ(cudaMemcpy(out.data(), buf, count * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+      } else {
+        std::memcpy(out.data(), buf, count * 4);
+      }
+      EXPECT_EQ(tern_deregister(c[r], buf), TERN_OK);
+      if (dev) cudaFree(dev);
+    }
     tern_group_destroy(g);
   };
   auto t1 = std::async(std::launch::async, trainer, 1);
   trainer(0);
   t1.get();
-  EXPECT_EQ(results[0], results[1]);
-  std::vector<std::vector<std::vector<std::uint8_t>>> inputs(1);
-  for (int r = 0; r < 2; ++r) inputs[0].push_back(trainer_input(1, r, 1, count, dtype));
-  collective::AllreduceOptions options;
-  options.op = collective::ReduceOp::kMean;
   collective::CommunicatorOptions comm;
   auto parsed = transport::UniqueId::parse(id.text);
   std::memcpy(&comm.seed, parsed->secret().data(), sizeof comm.seed);
-  auto expected = hierarchical_reference(inputs, count, options, comm, 1);
-  ASSERT_TRUE(expected.is_ok());
-  EXPECT_EQ(results[0], *expected);
+  for (int iter = 1; iter <= 2; ++iter) {
+    EXPECT_EQ(results[iter - 1][0], results[iter - 1][1]) << "operation " << iter;
+    std::vector<std::vector<std::vector<std::uint8_t>>> inputs(1);
+    for (int r = 0; r < 2; ++r) inputs[0].push_back(trainer_input(1, r, iter, count, dtype));
+    collective::AllreduceOptions options;
+    options.op = collective::ReduceOp::kMean;
+    auto expected = hierarchical_reference(inputs, count, options, comm, static_cast<std::uint64_t>(iter));
+    ASSERT_TRUE(expected.is_ok());
+    EXPECT_EQ(results[iter - 1][0], *expected) << "operation " << iter;
+  }
+  const nlohmann::json status = nlohmann::json::parse(daemon->status_json());
+  ASSERT_EQ(status["groups"].size(), 1u) << status.dump();
+  EXPECT_EQ(status["groups"][0]["ops_gpu_in_place"], 1) << "only operation 1 had GPU buffers only: " << status.dump();
   for (auto& x : c) tern_disconnect(x);
 }
 

@@ -147,6 +147,13 @@ Status decode_accumulate_async(Workspace& ws, const DeviceChunk& chunk, float* a
 Status residual_update_async(Workspace& ws, const DeviceChunk& chunk, const void* input, DType dtype,
                              std::size_t count, float* residual, Stream stream);
 
+/// data[i] = data[i] * factor for `count` fp32 values in device memory: one round-to-nearest-even
+/// multiplication each, the CPU's `x *= factor` bit for bit (e.g. a mean's 1/n). Enqueues one
+/// kernel on `stream` and needs no workspace (it cannot find anything to report); the data is
+/// ready in stream order. Errors: kInvalidArgument (null or misaligned data, host memory),
+/// kInternal for a launch error.
+Status scale_async(float* data, std::size_t count, float factor, Stream stream);
+
 /// Synchronous forms: the *_async call followed by ws.finish().
 Status encode(Workspace& ws, const void* input, DType dtype, std::size_t count, const float* residual,
               const EncodeOptions& options, void* out, std::size_t out_capacity, Stream stream,
