@@ -6,22 +6,15 @@
 
 #if TERN_HAVE_CUDA
 #include <cuda_runtime_api.h>
+
+#include "tern/kernels/cuda_support.h"
 #endif
 
 namespace tern::daemon {
 
 #if TERN_HAVE_CUDA
 
-namespace {
-
-Status cuda_error(const char* what, cudaError_t e) {
-  (void)cudaGetLastError();  // clear the sticky-less error so later calls are not confused
-  const auto code = e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver ? StatusCode::kUnavailable
-                                                                                 : StatusCode::kInternal;
-  return Status(code, std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
-}
-
-}  // namespace
+using kernels::cuda::cuda_status;
 
 bool cuda_built() noexcept { return true; }
 
@@ -29,16 +22,16 @@ Result<std::shared_ptr<CudaMapping>> CudaMapping::open(std::span<const std::uint
                                                        int device) {
   if (handle.size() != sizeof(cudaIpcMemHandle_t)) return invalid_argument("CUDA IPC handle has the wrong size");
   int devices = 0;
-  if (cudaError_t e = cudaGetDeviceCount(&devices); e != cudaSuccess) return cuda_error("cudaGetDeviceCount", e);
+  if (cudaError_t e = cudaGetDeviceCount(&devices); e != cudaSuccess) return cuda_status(e, "cudaGetDeviceCount");
   if (device < 0 || device >= devices)
     return invalid_argument("CUDA device " + std::to_string(device) + " does not exist here (" +
                             std::to_string(devices) + " devices)");
-  if (cudaError_t e = cudaSetDevice(device); e != cudaSuccess) return cuda_error("cudaSetDevice", e);
+  if (cudaError_t e = cudaSetDevice(device); e != cudaSuccess) return cuda_status(e, "cudaSetDevice");
   cudaIpcMemHandle_t h;
   std::memcpy(&h, handle.data(), sizeof h);
   void* base = nullptr;
   if (cudaError_t e = cudaIpcOpenMemHandle(&base, h, cudaIpcMemLazyEnablePeerAccess); e != cudaSuccess)
-    return cuda_error("cudaIpcOpenMemHandle of the trainer's buffer", e);
+    return cuda_status(e, "cudaIpcOpenMemHandle of the trainer's buffer");
   return std::shared_ptr<CudaMapping>(new CudaMapping(base, bytes, device));
 }
 
@@ -47,17 +40,17 @@ CudaMapping::~CudaMapping() {
 }
 
 Status CudaMapping::copy_to_host(std::size_t offset, void* dst, std::size_t n) const {
-  if (cudaError_t e = cudaSetDevice(device_); e != cudaSuccess) return cuda_error("cudaSetDevice", e);
+  if (cudaError_t e = cudaSetDevice(device_); e != cudaSuccess) return cuda_status(e, "cudaSetDevice");
   if (cudaError_t e = cudaMemcpy(dst, static_cast<const char*>(base_) + offset, n, cudaMemcpyDeviceToHost);
       e != cudaSuccess)
-    return cuda_error("copying a trainer's GPU buffer to the host", e);
+    return cuda_status(e, "copying a trainer's GPU buffer to the host");
   return Status::ok();
 }
 
 Status CudaMapping::copy_from_host(std::size_t offset, const void* src, std::size_t n) const {
-  if (cudaError_t e = cudaSetDevice(device_); e != cudaSuccess) return cuda_error("cudaSetDevice", e);
+  if (cudaError_t e = cudaSetDevice(device_); e != cudaSuccess) return cuda_status(e, "cudaSetDevice");
   if (cudaError_t e = cudaMemcpy(static_cast<char*>(base_) + offset, src, n, cudaMemcpyHostToDevice); e != cudaSuccess)
-    return cuda_error("copying the result into a trainer's GPU buffer", e);
+    return cuda_status(e, "copying the result into a trainer's GPU buffer");
   return Status::ok();
 }
 

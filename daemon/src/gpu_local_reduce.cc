@@ -8,6 +8,7 @@
 #include <cuda_runtime_api.h>
 
 #include "tern/kernels/cuda_codec.h"
+#include "tern/kernels/cuda_support.h"
 #endif
 
 namespace tern::daemon {
@@ -22,45 +23,8 @@ namespace gpu = kernels::cuda;
 // to a few tens of MiB whatever the bucket size.
 constexpr std::size_t kPieceElements = std::size_t{1} << 22;
 
-Status cuda_status(const std::string& what, cudaError_t e) {
-  (void)cudaGetLastError();
-  const bool unavailable =
-      e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver || e == cudaErrorMemoryAllocation;
-  return Status(unavailable ? StatusCode::kUnavailable : StatusCode::kInternal,
-                what + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
-}
-
-#define TERN_CUDA_CALL(what, call)                                          \
-  do {                                                                      \
-    if (const cudaError_t tern_cuda_e = (call); tern_cuda_e != cudaSuccess) \
-      return cuda_status(what, tern_cuda_e);                                \
-  } while (0)
-
-struct DeviceFree {
-  void operator()(void* p) const noexcept { (void)cudaFree(p); }
-};
-struct StreamDestroy {
-  void operator()(cudaStream_t s) const noexcept { (void)cudaStreamDestroy(s); }
-};
-
-class DeviceBuffer {
- public:
-  Result<std::uint8_t*> reserve(std::size_t bytes) {
-    if (bytes > capacity_) {
-      data_.reset();
-      capacity_ = 0;
-      void* p = nullptr;
-      TERN_CUDA_CALL("allocating " + std::to_string(bytes) + " bytes for the GPU local sum", cudaMalloc(&p, bytes));
-      data_.reset(p);
-      capacity_ = bytes;
-    }
-    return static_cast<std::uint8_t*>(data_.get());
-  }
-
- private:
-  std::unique_ptr<void, DeviceFree> data_;
-  std::size_t capacity_ = 0;
-};
+using gpu::GrowingDeviceBuffer;
+using gpu::UniqueStream;
 
 // The cast codec of a dtype: encoding with it is exact (the values themselves, widened or not).
 kernels::EncodeOptions cast_options(kernels::DType dtype) {
@@ -75,12 +39,12 @@ kernels::EncodeOptions cast_options(kernels::DType dtype) {
 
 struct GpuLocalReduce::Impl {
   int device = 0;
-  std::unique_ptr<CUstream_st, StreamDestroy> stream;
-  DeviceBuffer acc, stage, chunk;
+  UniqueStream stream;
+  GrowingDeviceBuffer acc, stage, chunk;
   std::unique_ptr<collective::CudaScratch> engine_scratch;
   gpu::Workspace workspace;  // last: destroyed (waiting for its operation) before the buffers
 
-  Impl(int d, cudaStream_t s, gpu::Workspace ws) : device(d), stream(s), workspace(std::move(ws)) {}
+  Impl(int d, UniqueStream s, gpu::Workspace ws) : device(d), stream(std::move(s)), workspace(std::move(ws)) {}
   ~Impl() { (void)cudaSetDevice(device); }
 
   cudaStream_t s() const { return stream.get(); }
@@ -89,7 +53,7 @@ struct GpuLocalReduce::Impl {
   Result<gpu::DeviceChunk> encode_cast(const void* src, kernels::DType dtype, std::size_t n) {
     const kernels::EncodeOptions o = cast_options(dtype);
     TERN_ASSIGN_OR_RETURN(const std::size_t bytes, kernels::encoded_size(o.codec, o.block_size, n));
-    TERN_ASSIGN_OR_RETURN(std::uint8_t* c, chunk.reserve(bytes));
+    TERN_ASSIGN_OR_RETURN(std::uint8_t * c, chunk.reserve(bytes, "a cast chunk of the local sum"));
     TERN_CHECK(gpu::encode_async(workspace, src, dtype, n, nullptr, o, c, bytes, s()));
     TERN_CHECK(workspace.finish());
     return gpu::DeviceChunk{c, bytes, nullptr};  // the decoders read the header back themselves
@@ -103,21 +67,19 @@ collective::CudaScratch& GpuLocalReduce::engine_scratch() { return *impl_->engin
 
 Result<std::unique_ptr<GpuLocalReduce>> GpuLocalReduce::create(int device) {
   TERN_ASSIGN_OR_RETURN(auto engine_scratch, collective::CudaScratch::create(device));  // checks the GPU
-  TERN_CUDA_CALL("cudaSetDevice(" + std::to_string(device) + ")", cudaSetDevice(device));
-  cudaStream_t stream = nullptr;
-  TERN_CUDA_CALL("creating a CUDA stream", cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  std::unique_ptr<CUstream_st, StreamDestroy> owned(stream);
-  auto workspace = gpu::Workspace::create();
-  if (!workspace.is_ok()) return workspace.status();
-  auto impl = std::make_unique<Impl>(device, owned.release(), std::move(*workspace));
+  TERN_CUDA_CHECK(cudaSetDevice(device), "cudaSetDevice(" + std::to_string(device) + ")");
+  TERN_ASSIGN_OR_RETURN(UniqueStream stream, gpu::make_stream());
+  TERN_ASSIGN_OR_RETURN(gpu::Workspace workspace, gpu::Workspace::create());
+  auto impl = std::make_unique<Impl>(device, std::move(stream), std::move(workspace));
   impl->engine_scratch = std::move(engine_scratch);
   return std::unique_ptr<GpuLocalReduce>(new GpuLocalReduce(std::move(impl)));
 }
 
 Result<float*> GpuLocalReduce::sum(std::span<const Buffer> inputs, kernels::DType dtype, std::size_t count) {
   Impl& m = *impl_;
-  TERN_CUDA_CALL("cudaSetDevice", cudaSetDevice(m.device));
-  TERN_ASSIGN_OR_RETURN(std::uint8_t* acc_bytes, m.acc.reserve(std::max<std::size_t>(count, 1) * sizeof(float)));
+  TERN_CUDA_CHECK(cudaSetDevice(m.device), "cudaSetDevice");
+  TERN_ASSIGN_OR_RETURN(std::uint8_t * acc_bytes,
+                        m.acc.reserve(std::max<std::size_t>(count, 1) * sizeof(float), "the local sum"));
   auto* acc = reinterpret_cast<float*>(acc_bytes);
   const std::size_t elem = kernels::dtype_size(dtype);
   for (std::size_t begin = 0; begin < count; begin += kPieceElements) {
@@ -125,10 +87,11 @@ Result<float*> GpuLocalReduce::sum(std::span<const Buffer> inputs, kernels::DTyp
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       const void* src = static_cast<const std::uint8_t*>(inputs[i].data) + begin * elem;
       if (inputs[i].device != m.device) {
-        TERN_ASSIGN_OR_RETURN(std::uint8_t* staged, m.stage.reserve(kPieceElements * elem));
-        TERN_CUDA_CALL("copying local rank " + std::to_string(i) + "'s buffer from GPU " +
-                           std::to_string(inputs[i].device),
-                       cudaMemcpyPeerAsync(staged, m.device, src, inputs[i].device, n * elem, m.s()));
+        TERN_ASSIGN_OR_RETURN(std::uint8_t * staged,
+                              m.stage.reserve(kPieceElements * elem, "a piece of another GPU's buffer"));
+        TERN_CUDA_CHECK(
+            cudaMemcpyPeerAsync(staged, m.device, src, inputs[i].device, n * elem, m.s()),
+            "copying local rank " + std::to_string(i) + "'s buffer from GPU " + std::to_string(inputs[i].device));
         src = staged;
       }
       TERN_ASSIGN_OR_RETURN(const gpu::DeviceChunk chunk, m.encode_cast(src, dtype, n));
@@ -146,8 +109,9 @@ Result<float*> GpuLocalReduce::sum(std::span<const Buffer> inputs, kernels::DTyp
 Status GpuLocalReduce::finish(collective::ReduceOp op, int nranks, kernels::DType dtype, std::size_t count,
                               std::span<const Buffer> outputs) {
   Impl& m = *impl_;
-  TERN_CUDA_CALL("cudaSetDevice", cudaSetDevice(m.device));
-  TERN_ASSIGN_OR_RETURN(std::uint8_t* acc_bytes, m.acc.reserve(std::max<std::size_t>(count, 1) * sizeof(float)));
+  TERN_CUDA_CHECK(cudaSetDevice(m.device), "cudaSetDevice");
+  TERN_ASSIGN_OR_RETURN(std::uint8_t * acc_bytes,
+                        m.acc.reserve(std::max<std::size_t>(count, 1) * sizeof(float), "the local sum"));
   auto* acc = reinterpret_cast<float*>(acc_bytes);
   if (op == collective::ReduceOp::kMean)  // the host's scale_for_mean, bit for bit
     TERN_CHECK(gpu::scale_async(acc, count, 1.0f / static_cast<float>(nranks), m.s()));
@@ -160,17 +124,17 @@ Status GpuLocalReduce::finish(collective::ReduceOp op, int nranks, kernels::DTyp
       void* dst = static_cast<std::uint8_t*>(outputs[j].data) + begin * elem;
       void* target = dst;
       if (outputs[j].device != m.device) {
-        TERN_ASSIGN_OR_RETURN(target, m.stage.reserve(kPieceElements * elem));
+        TERN_ASSIGN_OR_RETURN(target, m.stage.reserve(kPieceElements * elem, "a piece of another GPU's buffer"));
       }
       TERN_CHECK(gpu::decode_async(m.workspace, chunk, target, dtype, n, m.s()));
       TERN_CHECK(m.workspace.finish());
       if (target != dst)
-        TERN_CUDA_CALL("copying the result to local rank " + std::to_string(j) + " on GPU " +
-                           std::to_string(outputs[j].device),
-                       cudaMemcpyPeerAsync(dst, outputs[j].device, target, m.device, n * elem, m.s()));
+        TERN_CUDA_CHECK(
+            cudaMemcpyPeerAsync(dst, outputs[j].device, target, m.device, n * elem, m.s()),
+            "copying the result to local rank " + std::to_string(j) + " on GPU " + std::to_string(outputs[j].device));
     }
   }
-  TERN_CUDA_CALL("waiting for the results to reach the trainers' GPUs", cudaStreamSynchronize(m.s()));
+  TERN_CUDA_CHECK(cudaStreamSynchronize(m.s()), "waiting for the results to reach the trainers' GPUs");
   return Status::ok();
 }
 

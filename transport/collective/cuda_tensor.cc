@@ -7,6 +7,7 @@
 #include <cuda_runtime_api.h>
 
 #include "tern/kernels/cuda_codec.h"
+#include "tern/kernels/cuda_support.h"
 #endif
 
 namespace tern::collective {
@@ -15,46 +16,8 @@ namespace tern::collective {
 
 namespace {
 
-Status cuda_status(const std::string& what, cudaError_t e) {
-  (void)cudaGetLastError();  // a non-sticky error must not resurface in a later, unrelated call
-  const bool unavailable =
-      e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver || e == cudaErrorMemoryAllocation;
-  return Status(unavailable ? StatusCode::kUnavailable : StatusCode::kInternal,
-                what + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
-}
-
-#define TERN_CUDA_CALL(what, call)                                              \
-  do {                                                                          \
-    if (const cudaError_t tern_cuda_e = (call); tern_cuda_e != cudaSuccess)     \
-      return cuda_status(what, tern_cuda_e);                                    \
-  } while (0)
-
-struct DeviceFree {
-  void operator()(void* p) const noexcept { (void)cudaFree(p); }
-};
-struct StreamDestroy {
-  void operator()(cudaStream_t s) const noexcept { (void)cudaStreamDestroy(s); }
-};
-
-// A device buffer that grows to the largest request and is kept.
-class DeviceBuffer {
- public:
-  Result<void*> reserve(std::size_t bytes) {
-    if (bytes > capacity_) {
-      data_.reset();
-      capacity_ = 0;
-      void* p = nullptr;
-      TERN_CUDA_CALL("allocating " + std::to_string(bytes) + " bytes of GPU chunk buffer", cudaMalloc(&p, bytes));
-      data_.reset(p);
-      capacity_ = bytes;
-    }
-    return data_.get();
-  }
-
- private:
-  std::unique_ptr<void, DeviceFree> data_;
-  std::size_t capacity_ = 0;
-};
+using kernels::cuda::GrowingDeviceBuffer;
+using kernels::cuda::UniqueStream;
 
 }  // namespace
 
@@ -62,20 +25,21 @@ struct CudaScratch::Impl {
   int device = 0;
   // Destroyed in reverse order: the workspace (which waits for its operation) before the buffers
   // and the stream it used.
-  std::unique_ptr<CUstream_st, StreamDestroy> stream;
-  DeviceBuffer chunk, residual;
+  UniqueStream stream;
+  GrowingDeviceBuffer chunk, residual;
   std::vector<std::uint8_t> narrow_values;  // fp16/bf16 values on their way to widen_to_f32
   kernels::cuda::Workspace workspace;
 
-  Impl(int d, cudaStream_t s, kernels::cuda::Workspace ws) : device(d), stream(s), workspace(std::move(ws)) {}
+  Impl(int d, UniqueStream s, kernels::cuda::Workspace ws)
+      : device(d), stream(std::move(s)), workspace(std::move(ws)) {}
   ~Impl() { (void)cudaSetDevice(device); }  // runs before the members are freed on that device
 
   Status use() {
-    TERN_CUDA_CALL("cudaSetDevice(" + std::to_string(device) + ")", cudaSetDevice(device));
+    TERN_CUDA_CHECK(cudaSetDevice(device), "cudaSetDevice(" + std::to_string(device) + ")");
     return Status::ok();
   }
   Status wait(const char* what) {
-    TERN_CUDA_CALL(what, cudaStreamSynchronize(stream.get()));
+    TERN_CUDA_CHECK(cudaStreamSynchronize(stream.get()), what);
     return Status::ok();
   }
 };
@@ -88,18 +52,14 @@ int CudaScratch::device() const noexcept { return impl_->device; }
 
 Result<std::unique_ptr<CudaScratch>> CudaScratch::create(int device) {
   int devices = 0;
-  TERN_CUDA_CALL("cudaGetDeviceCount", cudaGetDeviceCount(&devices));
+  TERN_CUDA_CHECK(cudaGetDeviceCount(&devices), "cudaGetDeviceCount");
   if (device < 0 || device >= devices)
-    return invalid_argument("GPU " + std::to_string(device) + " does not exist (" + std::to_string(devices) +
-                            " GPUs)");
-  TERN_CUDA_CALL("cudaSetDevice(" + std::to_string(device) + ")", cudaSetDevice(device));
+    return invalid_argument("GPU " + std::to_string(device) + " does not exist (" + std::to_string(devices) + " GPUs)");
+  TERN_CUDA_CHECK(cudaSetDevice(device), "cudaSetDevice(" + std::to_string(device) + ")");
   TERN_CHECK(kernels::cuda::device_available());
-  cudaStream_t stream = nullptr;
-  TERN_CUDA_CALL("creating a CUDA stream", cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  std::unique_ptr<CUstream_st, StreamDestroy> owned(stream);
-  auto workspace = kernels::cuda::Workspace::create();
-  if (!workspace.is_ok()) return workspace.status();
-  auto impl = std::make_unique<Impl>(device, owned.release(), std::move(*workspace));
+  TERN_ASSIGN_OR_RETURN(UniqueStream stream, kernels::cuda::make_stream());
+  TERN_ASSIGN_OR_RETURN(kernels::cuda::Workspace workspace, kernels::cuda::Workspace::create());
+  auto impl = std::make_unique<Impl>(device, std::move(stream), std::move(workspace));
   return std::make_unique<CudaScratch>(std::move(impl));
 }
 
@@ -121,27 +81,27 @@ class CudaTensor final : public Tensor {
   Status encode(std::size_t begin, std::size_t n, float* residual, const kernels::EncodeOptions& options,
                 std::span<std::uint8_t> out) override {
     TERN_CHECK(s_.use());
-    TERN_ASSIGN_OR_RETURN(void* chunk, s_.chunk.reserve(out.size()));
+    TERN_ASSIGN_OR_RETURN(void* chunk, s_.chunk.reserve(out.size(), "an encoded chunk"));
     float* device_residual = nullptr;
     if (residual) {
-      TERN_ASSIGN_OR_RETURN(void* r, s_.residual.reserve(n * sizeof(float)));
+      TERN_ASSIGN_OR_RETURN(void* r, s_.residual.reserve(n * sizeof(float), "an error-feedback residual"));
       device_residual = static_cast<float*>(r);
-      TERN_CUDA_CALL("copying an error-feedback residual to the GPU",
-                     cudaMemcpyAsync(device_residual, residual, n * sizeof(float), cudaMemcpyHostToDevice, stream()));
+      TERN_CUDA_CHECK(cudaMemcpyAsync(device_residual, residual, n * sizeof(float), cudaMemcpyHostToDevice, stream()),
+                      "copying an error-feedback residual to the GPU");
     }
     TERN_CHECK(kernels::cuda::encode_async(s_.workspace, at(begin), dtype_, n, device_residual, options, chunk,
                                            out.size(), stream()));
     TERN_CHECK(s_.workspace.finish());
-    TERN_CUDA_CALL("copying an encoded chunk from the GPU",
-                   cudaMemcpyAsync(out.data(), chunk, out.size(), cudaMemcpyDeviceToHost, stream()));
+    TERN_CUDA_CHECK(cudaMemcpyAsync(out.data(), chunk, out.size(), cudaMemcpyDeviceToHost, stream()),
+                    "copying an encoded chunk from the GPU");
     TERN_CHECK(s_.wait("copying an encoded chunk from the GPU"));
     if (!residual) return Status::ok();
     kernels::cuda::DeviceChunk encoded{chunk, out.size(), out.data()};  // its header, now on the host
-    TERN_CHECK(kernels::cuda::residual_update_async(s_.workspace, encoded, at(begin), dtype_, n, device_residual,
-                                                    stream()));
+    TERN_CHECK(
+        kernels::cuda::residual_update_async(s_.workspace, encoded, at(begin), dtype_, n, device_residual, stream()));
     TERN_CHECK(s_.workspace.finish());
-    TERN_CUDA_CALL("copying an error-feedback residual from the GPU",
-                   cudaMemcpyAsync(residual, device_residual, n * sizeof(float), cudaMemcpyDeviceToHost, stream()));
+    TERN_CUDA_CHECK(cudaMemcpyAsync(residual, device_residual, n * sizeof(float), cudaMemcpyDeviceToHost, stream()),
+                    "copying an error-feedback residual from the GPU");
     return s_.wait("copying an error-feedback residual from the GPU");
   }
 
@@ -152,8 +112,8 @@ class CudaTensor final : public Tensor {
       s_.narrow_values.resize(n * elem_);
       host = s_.narrow_values.data();
     }
-    TERN_CUDA_CALL("copying a shard from the GPU",
-                   cudaMemcpyAsync(host, at(begin), n * elem_, cudaMemcpyDeviceToHost, stream()));
+    TERN_CUDA_CHECK(cudaMemcpyAsync(host, at(begin), n * elem_, cudaMemcpyDeviceToHost, stream()),
+                    "copying a shard from the GPU");
     TERN_CHECK(s_.wait("copying a shard from the GPU"));
     if (host != out) kernels::widen_to_f32(host, dtype_, n, out);
     return Status::ok();
@@ -161,9 +121,9 @@ class CudaTensor final : public Tensor {
 
   Status decode(std::span<const std::uint8_t> chunk, std::size_t begin, std::size_t n) override {
     TERN_CHECK(s_.use());
-    TERN_ASSIGN_OR_RETURN(void* device_chunk, s_.chunk.reserve(chunk.size()));
-    TERN_CUDA_CALL("copying a chunk to the GPU",
-                   cudaMemcpyAsync(device_chunk, chunk.data(), chunk.size(), cudaMemcpyHostToDevice, stream()));
+    TERN_ASSIGN_OR_RETURN(void* device_chunk, s_.chunk.reserve(chunk.size(), "a chunk to decode"));
+    TERN_CUDA_CHECK(cudaMemcpyAsync(device_chunk, chunk.data(), chunk.size(), cudaMemcpyHostToDevice, stream()),
+                    "copying a chunk to the GPU");
     const kernels::cuda::DeviceChunk on_device{device_chunk, chunk.size(), chunk.data()};
     TERN_CHECK(kernels::cuda::decode_async(s_.workspace, on_device, at(begin), dtype_, n, stream()));
     return s_.workspace.finish();
@@ -186,7 +146,7 @@ Result<std::unique_ptr<Tensor>> cuda_tensor(void* device_data, kernels::DType dt
                                             CudaScratch& scratch) {
   if (count != 0) {
     cudaPointerAttributes attributes{};
-    TERN_CUDA_CALL("cudaPointerGetAttributes", cudaPointerGetAttributes(&attributes, device_data));
+    TERN_CUDA_CHECK(cudaPointerGetAttributes(&attributes, device_data), "cudaPointerGetAttributes");
     if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged)
       return invalid_argument("a GPU tensor's pointer is not device memory");
     if (attributes.device != scratch.device())

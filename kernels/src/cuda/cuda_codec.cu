@@ -7,6 +7,7 @@
 // next launch on this workspace can only be enqueued after finish() has seen this one complete.
 #include "decode_status.h"
 #include "tern/kernels/cuda_codec.h"
+#include "tern/kernels/cuda_support.h"
 
 #include <cuda_runtime.h>
 
@@ -27,34 +28,6 @@ using detail::DecodeOp;
 using detail::DecodeParams;
 using detail::DeviceTally;
 using detail::EncodeParams;
-
-Status cuda_status(cudaError_t error, std::string_view what) {
-  (void)cudaGetLastError();  // don't leave our (non-sticky) error behind for the caller's checks
-  std::string msg(what);
-  msg += ": ";
-  msg += cudaGetErrorName(error);
-  msg += " (";
-  msg += cudaGetErrorString(error);
-  msg += ")";
-  switch (error) {
-    case cudaErrorNoDevice:
-    case cudaErrorInsufficientDriver:
-    case cudaErrorInitializationError:
-    case cudaErrorDevicesUnavailable:
-    case cudaErrorMemoryAllocation:
-    case cudaErrorNoKernelImageForDevice:
-    case cudaErrorUnsupportedPtxVersion:
-    case cudaErrorSystemDriverMismatch:
-    case cudaErrorCompatNotSupportedOnDevice: return unavailable(std::move(msg));
-    default: return internal_error(std::move(msg));
-  }
-}
-
-#define TERN_CUDA_CHECK(expr, what)                                          \
-  do {                                                                       \
-    const cudaError_t tern_cuda_error_ = (expr);                             \
-    if (tern_cuda_error_ != cudaSuccess) return cuda_status(tern_cuda_error_, what); \
-  } while (0)
 
 bool valid_dtype(DType dtype) { return static_cast<unsigned>(dtype) < 3; }
 
