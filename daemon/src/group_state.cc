@@ -363,20 +363,36 @@ collective::AllreduceOptions GroupState::options_for(const std::vector<OpRequest
   return options;
 }
 
-Status GroupState::execute_on_gpu(std::vector<OpRequest>& ops, std::uint64_t k) {
-  const OpRequest& op = ops[0];
-  const auto dtype = static_cast<kernels::DType>(op.args.dtype);
+Result<std::unique_ptr<collective::Tensor>> GroupState::gpu_tensor_of(const OpRequest& op, kernels::DType dtype) {
   if (!cuda_scratch_ || cuda_scratch_->device() != op.cuda->device()) {
     cuda_scratch_.reset();
     TERN_ASSIGN_OR_RETURN(cuda_scratch_, collective::CudaScratch::create(op.cuda->device()));
   }
-  TERN_ASSIGN_OR_RETURN(auto tensor, collective::cuda_tensor(op.cuda->device_pointer(op.cuda_offset), dtype,
-                                                             op.args.count, *cuda_scratch_));
+  return collective::cuda_tensor(op.cuda->device_pointer(op.cuda_offset), dtype, op.args.count, *cuda_scratch_);
+}
+
+Status GroupState::fail_in_engine(std::vector<OpRequest>& ops, std::uint64_t k, const Status& local) {
+  const collective::AllreduceOptions options = options_for(ops);
+  const int first = params_.node_rank * params_.local_size;
+  const Status reason(local.code(), "node " + std::to_string(params_.node_rank) + " (ranks " + std::to_string(first) +
+                                        ".." + std::to_string(first + params_.local_size - 1) +
+                                        "): " + local.message());
+  auto tensor = collective::failing_tensor(options.dtype, ops[0].args.count, reason);
+  Status s = communicator_->allreduce(*tensor, options);
+  if (s) s = reason;  // an empty operation completes; this node still failed its part
+  return Status(s.code(), "allreduce " + std::to_string(k) + " of group " + name() + ": " + s.message());
+}
+
+Status GroupState::execute_on_gpu(std::vector<OpRequest>& ops, std::uint64_t k) {
+  const OpRequest& op = ops[0];
+  const auto dtype = static_cast<kernels::DType>(op.args.dtype);
+  auto tensor = gpu_tensor_of(op, dtype);
+  if (!tensor.is_ok()) return fail_in_engine(ops, k, tensor.status());
   const collective::AllreduceOptions options = options_for(ops);
   collective::AllreduceStats stats;
   OpTimes times;
   times.start = times.local_sum_done = Clock::now();
-  const Status s = communicator_->allreduce(*tensor, options, &stats);
+  const Status s = communicator_->allreduce(**tensor, options, &stats);
   times.engine_done = Clock::now();
   if (!s) return Status(s.code(), "allreduce " + std::to_string(k) + " of group " + name() + ": " + s.message());
   {
@@ -393,7 +409,9 @@ Status GroupState::execute_local_sum_on_gpu(std::vector<OpRequest>& ops, std::ui
   const int device = ops[0].cuda->device();
   if (!gpu_local_ || gpu_local_->device() != device) {
     gpu_local_.reset();
-    TERN_ASSIGN_OR_RETURN(gpu_local_, GpuLocalReduce::create(device));
+    auto created = GpuLocalReduce::create(device);
+    if (!created.is_ok()) return fail_in_engine(ops, k, created.status());
+    gpu_local_ = std::move(*created);
   }
   std::vector<GpuLocalReduce::Buffer> buffers;
   for (const OpRequest& op : ops) buffers.push_back({op.cuda->device_pointer(op.cuda_offset), op.cuda->device()});
@@ -401,16 +419,14 @@ Status GroupState::execute_local_sum_on_gpu(std::vector<OpRequest>& ops, std::ui
   collective::AllreduceStats stats;
   OpTimes times;
   times.start = Clock::now();
-  Status s;
   auto acc = gpu_local_->sum(buffers, dtype, a.count);
   times.local_sum_done = Clock::now();
-  if (!acc.is_ok()) {
-    s = acc.status();
-  } else {
-    auto tensor = collective::cuda_tensor(*acc, kernels::DType::kF32, a.count, gpu_local_->engine_scratch());
-    s = tensor.is_ok() ? communicator_->allreduce(**tensor, options, &stats) : tensor.status();
-    if (s) s = gpu_local_->finish(static_cast<collective::ReduceOp>(a.op), params_.nranks, dtype, a.count, buffers);
-  }
+  auto tensor = acc.is_ok() ? collective::cuda_tensor(*acc, kernels::DType::kF32, a.count, gpu_local_->engine_scratch())
+                            : Result<std::unique_ptr<collective::Tensor>>(acc.status());
+  if (!tensor.is_ok()) return fail_in_engine(ops, k, tensor.status().with_context("local sum on GPU " +
+                                                                                  std::to_string(device)));
+  Status s = communicator_->allreduce(**tensor, options, &stats);
+  if (s) s = gpu_local_->finish(static_cast<collective::ReduceOp>(a.op), params_.nranks, dtype, a.count, buffers);
   times.engine_done = Clock::now();
   if (!s) return Status(s.code(), "allreduce " + std::to_string(k) + " of group " + name() + ": " + s.message());
   {
@@ -432,9 +448,10 @@ Status GroupState::execute(std::vector<OpRequest>& ops, std::uint64_t k) {
   for (std::size_t i = 0; i < ops.size(); ++i) {  // ops[i] is local rank i's (pop_ready_locked)
     OpRequest& op = ops[i];
     if (!op.cuda) continue;
-    TERN_ASSIGN_OR_RETURN(std::uint8_t* staging, staging_[i].reserve(bytes));
-    TERN_CHECK(op.cuda->copy_to_host(op.cuda_offset, staging, bytes));
-    op.data = staging;
+    auto staging = staging_[i].reserve(bytes);
+    const Status copied = staging.is_ok() ? op.cuda->copy_to_host(op.cuda_offset, *staging, bytes) : staging.status();
+    if (!copied) return fail_in_engine(ops, k, copied.with_context("local rank " + std::to_string(i)));
+    op.data = *staging;
   }
   const collective::AllreduceOptions options = options_for(ops);
   collective::AllreduceStats stats;

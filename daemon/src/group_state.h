@@ -103,6 +103,11 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   /// local sum, mean and narrowing on local rank 0's GPU (gpu_local_reduce.h), the engine on the
   /// sum in place. Groups that mix host and GPU buffers on a node are staged through the host.
   Status execute_local_sum_on_gpu(std::vector<OpRequest>& ops, std::uint64_t k);
+  /// A GPU tensor over `op`'s buffer, with the group's scratch (created on first use).
+  Result<std::unique_ptr<collective::Tensor>> gpu_tensor_of(const OpRequest& op, kernels::DType dtype);
+  /// This node could not provide its input (`local`: a GPU or staging error): joins operation k
+  /// with a failing tensor, so that it fails on every node with that reason, and returns it.
+  Status fail_in_engine(std::vector<OpRequest>& ops, std::uint64_t k, const Status& local);
   struct OpTimes {
     std::chrono::steady_clock::time_point start, local_sum_done, engine_done;
   };

@@ -38,7 +38,34 @@ class HostTensor final : public Tensor {
   std::size_t elem_;
 };
 
+class FailingTensor final : public Tensor {
+ public:
+  FailingTensor(kernels::DType dtype, std::size_t count, Status reason)
+      : dtype_(dtype),
+        count_(count),
+        reason_(reason.is_ok() ? internal_error("failing_tensor() was given an OK status") : std::move(reason)) {}
+
+  kernels::DType dtype() const noexcept override { return dtype_; }
+  std::size_t count() const noexcept override { return count_; }
+  const void* address() const noexcept override { return this; }  // never dereferenced
+
+  Status encode(std::size_t, std::size_t, float*, const kernels::EncodeOptions&, std::span<std::uint8_t>) override {
+    return reason_;
+  }
+  Status widen(std::size_t, std::size_t, float*) override { return reason_; }
+  Status decode(std::span<const std::uint8_t>, std::size_t, std::size_t) override { return reason_; }
+
+ private:
+  kernels::DType dtype_;
+  std::size_t count_;
+  Status reason_;
+};
+
 }  // namespace
+
+std::unique_ptr<Tensor> failing_tensor(kernels::DType dtype, std::size_t count, Status reason) {
+  return std::make_unique<FailingTensor>(dtype, count, std::move(reason));
+}
 
 std::unique_ptr<Tensor> host_tensor(void* data, kernels::DType dtype, std::size_t count) {
   return std::make_unique<HostTensor>(data, dtype, count);

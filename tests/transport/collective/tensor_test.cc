@@ -175,6 +175,38 @@ TEST(TensorInterface, AnEncodeFailureOfOneRanksTensorFailsEveryRankNamingIt) {
   }
 }
 
+TEST(TensorInterface, AFailingTensorFailsTheOperationOnEveryRankWithItsReason) {
+  // 7 elements: rank 0 owns them all, so it only widens and the others only encode; 50021: both.
+  for (std::size_t count : {std::size_t{7}, std::size_t{50021}}) {
+    for (int failing : {0, 1}) {
+      std::vector<Status> outcome(3);
+      run_group(3, small_chunks(), [&](int rank, std::unique_ptr<Communicator>& comm) {
+        AllreduceOptions o = options_for(kPlan[0]);
+        auto data = kernels::testing::as_dtype(kernels::testing::gaussian(count, 9 + rank), DType::kF32);
+        if (rank == failing) {
+          auto tensor = failing_tensor(DType::kF32, count, non_finite("local step: NaN in local rank 1's buffer"));
+          outcome[static_cast<std::size_t>(rank)] = comm->allreduce(*tensor, o);
+        } else {
+          outcome[static_cast<std::size_t>(rank)] = comm->allreduce(data.data(), count, o);
+        }
+      });
+      for (int r = 0; r < 3; ++r) {
+        const Status& s = outcome[static_cast<std::size_t>(r)];
+        EXPECT_FALSE(s.is_ok()) << "count " << count << ", failing rank " << failing << ", rank " << r;
+        EXPECT_NE(s.message().find("NaN in local rank 1's buffer"), std::string::npos) << s.to_string();
+        EXPECT_NE(s.message().find("rank " + std::to_string(failing)), std::string::npos) << s.to_string();
+      }
+    }
+  }
+  std::vector<float> nothing;
+  run_group(2, small_chunks(), [&](int rank, std::unique_ptr<Communicator>& comm) {
+    auto empty = failing_tensor(DType::kF32, 0, corrupt_data("unused"));
+    const Status s = rank == 0 ? comm->allreduce(*empty, options_for(kPlan[0]))
+                               : comm->allreduce(nothing.data(), 0, options_for(kPlan[0]));
+    EXPECT_TRUE(s.is_ok()) << "an empty tensor has nothing to fail: " << s.to_string();
+  });
+}
+
 TEST(TensorInterface, GpuScratchWithoutAGpuSaysWhyAndNeverCrashes) {
   auto scratch = CudaScratch::create(0);
   if (scratch.is_ok()) {

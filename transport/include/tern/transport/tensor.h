@@ -51,4 +51,11 @@ class Tensor {
 /// `count` elements of `dtype` in host memory at `data` (the CPU codecs, in place).
 std::unique_ptr<Tensor> host_tensor(void* data, kernels::DType dtype, std::size_t count);
 
+/// A tensor of `count` elements whose every operation fails with `reason` (not OK). A rank that
+/// cannot provide its input (e.g. ternd's local step failed) still joins the allreduce with it, so
+/// that the operation fails promptly on every rank with that reason, naming this rank, instead of
+/// leaving the peers to wait for a rank that never comes. (An empty tensor has nothing to fail:
+/// with `count` 0 the operation completes.)
+std::unique_ptr<Tensor> failing_tensor(kernels::DType dtype, std::size_t count, Status reason);
+
 }  // namespace tern::collective
