@@ -383,6 +383,19 @@ Status GroupState::fail_in_engine(std::vector<OpRequest>& ops, std::uint64_t k, 
   return Status(s.code(), "allreduce " + std::to_string(k) + " of group " + name() + ": " + s.message());
 }
 
+Status GroupState::finish_on_gpu(const std::vector<OpRequest>& ops, std::uint64_t k, const Status& s,
+                                 const collective::AllreduceOptions& options, const collective::AllreduceStats& stats,
+                                 OpTimes times) {
+  times.engine_done = Clock::now();
+  if (!s) return Status(s.code(), "allreduce " + std::to_string(k) + " of group " + name() + ": " + s.message());
+  {
+    std::lock_guard lock(mutex_);
+    ++ops_gpu_in_place_;
+  }
+  record_success(ops, k, options, stats, times);
+  return Status::ok();
+}
+
 Status GroupState::execute_on_gpu(std::vector<OpRequest>& ops, std::uint64_t k) {
   const OpRequest& op = ops[0];
   const auto dtype = static_cast<kernels::DType>(op.args.dtype);
@@ -393,14 +406,7 @@ Status GroupState::execute_on_gpu(std::vector<OpRequest>& ops, std::uint64_t k) 
   OpTimes times;
   times.start = times.local_sum_done = Clock::now();
   const Status s = communicator_->allreduce(**tensor, options, &stats);
-  times.engine_done = Clock::now();
-  if (!s) return Status(s.code(), "allreduce " + std::to_string(k) + " of group " + name() + ": " + s.message());
-  {
-    std::lock_guard lock(mutex_);
-    ++ops_gpu_in_place_;
-  }
-  record_success(ops, k, options, stats, times);
-  return Status::ok();
+  return finish_on_gpu(ops, k, s, options, stats, times);
 }
 
 Status GroupState::execute_local_sum_on_gpu(std::vector<OpRequest>& ops, std::uint64_t k) {
@@ -427,14 +433,7 @@ Status GroupState::execute_local_sum_on_gpu(std::vector<OpRequest>& ops, std::ui
                                                                                   std::to_string(device)));
   Status s = communicator_->allreduce(**tensor, options, &stats);
   if (s) s = gpu_local_->finish(static_cast<collective::ReduceOp>(a.op), params_.nranks, dtype, a.count, buffers);
-  times.engine_done = Clock::now();
-  if (!s) return Status(s.code(), "allreduce " + std::to_string(k) + " of group " + name() + ": " + s.message());
-  {
-    std::lock_guard lock(mutex_);
-    ++ops_gpu_in_place_;
-  }
-  record_success(ops, k, options, stats, times);
-  return Status::ok();
+  return finish_on_gpu(ops, k, s, options, stats, times);
 }
 
 Status GroupState::execute(std::vector<OpRequest>& ops, std::uint64_t k) {

@@ -97,7 +97,7 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   Status execute(std::vector<OpRequest>& ops, std::uint64_t k);
   /// execute() for one local trainer with a GPU buffer, when CUDA is built: the engine runs the
   /// codecs on the GPU in place (cuda_tensor.h); only packed chunks and this node's shard cross
-  /// to the host. Several local trainers with GPU buffers are staged whole through host memory.
+  /// to the host.
   Status execute_on_gpu(std::vector<OpRequest>& ops, std::uint64_t k);
   /// execute() for several local trainers whose buffers are all on GPUs, when CUDA is built: the
   /// local sum, mean and narrowing on local rank 0's GPU (gpu_local_reduce.h), the engine on the
@@ -111,6 +111,11 @@ class GroupState : public std::enable_shared_from_this<GroupState> {
   struct OpTimes {
     std::chrono::steady_clock::time_point start, local_sum_done, engine_done;
   };
+  /// The end of execute_on_gpu and execute_local_sum_on_gpu: the outcome `s` with context, or the
+  /// success recorded.
+  Status finish_on_gpu(const std::vector<OpRequest>& ops, std::uint64_t k, const Status& s,
+                       const collective::AllreduceOptions& options, const collective::AllreduceStats& stats,
+                       OpTimes times);
   static collective::AllreduceOptions options_for(const std::vector<OpRequest>& ops);
   /// The debug line, the per-codec counters, and the trainers' completions of a successful operation.
   void record_success(const std::vector<OpRequest>& ops, std::uint64_t k, const collective::AllreduceOptions& options,

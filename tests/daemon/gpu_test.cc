@@ -20,18 +20,28 @@
 namespace tern::daemon::test {
 namespace {
 
+// An in-process ternd on a socket of its own, on a machine with a usable GPU (else the test skips).
+class DaemonGpu : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    int devices = 0;
+    if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+      (void)cudaGetLastError();
+      GTEST_SKIP() << "no usable CUDA device";
+    }
+    sock = dir.path() + "/t.sock";
+    daemon = std::make_unique<TestDaemon>(test_config(sock));
+  }
+
+  TempDir dir;
+  std::string sock;
+  std::unique_ptr<TestDaemon> daemon;
+};
+
 // Operation 1: both trainers on the GPU (the local sum on the GPU); operation 2: trainer 1 on host
 // memory (the node stages the GPU buffer through the host and sums on the CPU). Both must equal
 // the host reference.
-TEST(DaemonGpu, CudaBuffersOfTwoTrainersMatchTheHostReference) {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    (void)cudaGetLastError();
-    GTEST_SKIP() << "no usable CUDA device";
-  }
-  TempDir dir;
-  const std::string sock = dir.path() + "/t.sock";
-  TestDaemon daemon(test_config(sock));
+TEST_F(DaemonGpu, CudaBuffersOfTwoTrainersMatchTheHostReference) {
   tern_client_t* c[2];
   for (auto& x : c) ASSERT_EQ(tern_connect(sock.c_str(), &x), TERN_OK) << tern_last_error();
   tern_unique_id_t id;
@@ -93,21 +103,13 @@ TEST(DaemonGpu, CudaBuffersOfTwoTrainersMatchTheHostReference) {
     ASSERT_TRUE(expected.is_ok());
     EXPECT_EQ(results[iter - 1][0], *expected) << "operation " << iter;
   }
-  const nlohmann::json status = nlohmann::json::parse(daemon->status_json());
+  const nlohmann::json status = nlohmann::json::parse((**daemon).status_json());
   ASSERT_EQ(status["groups"].size(), 1u) << status.dump();
   EXPECT_EQ(status["groups"][0]["ops_gpu_in_place"], 1) << "only operation 1 had GPU buffers only: " << status.dump();
   for (auto& x : c) tern_disconnect(x);
 }
 
-TEST(DaemonGpu, ALoneTrainersCudaBufferIsReducedInPlaceAndMatchesTheHostReference) {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    (void)cudaGetLastError();
-    GTEST_SKIP() << "no usable CUDA device";
-  }
-  TempDir dir;
-  const std::string sock = dir.path() + "/t.sock";
-  TestDaemon daemon(test_config(sock));
+TEST_F(DaemonGpu, ALoneTrainersCudaBufferIsReducedInPlaceAndMatchesTheHostReference) {
   tern_client_t* c = nullptr;
   ASSERT_EQ(tern_connect(sock.c_str(), &c), TERN_OK) << tern_last_error();
   tern_unique_id_t id;
@@ -164,7 +166,7 @@ TEST(DaemonGpu, ALoneTrainersCudaBufferIsReducedInPlaceAndMatchesTheHostReferenc
     EXPECT_NE(result, input) << "case " << op << ": the allreduce changed nothing";
   }
   // The in-place path ran (not the staging one).
-  const nlohmann::json status = nlohmann::json::parse(daemon->status_json());
+  const nlohmann::json status = nlohmann::json::parse((**daemon).status_json());
   ASSERT_EQ(status["groups"].size(), 1u) << status.dump();
   EXPECT_EQ(status["groups"][0]["ops_gpu_in_place"], op) << status.dump();
   tern_group_destroy(g);
