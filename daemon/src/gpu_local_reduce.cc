@@ -41,6 +41,7 @@ struct GpuLocalReduce::Impl {
   int device = 0;
   UniqueStream stream;
   GrowingDeviceBuffer acc, stage, chunk;
+  float* summed = nullptr;  // the last sum(): acc's memory
   std::unique_ptr<collective::CudaScratch> engine_scratch;
   gpu::Workspace workspace;  // last: destroyed (waiting for its operation) before the buffers
 
@@ -81,6 +82,7 @@ Result<float*> GpuLocalReduce::sum(std::span<const Buffer> inputs, kernels::DTyp
   TERN_ASSIGN_OR_RETURN(std::uint8_t * acc_bytes,
                         m.acc.reserve(std::max<std::size_t>(count, 1) * sizeof(float), "the local sum"));
   auto* acc = reinterpret_cast<float*>(acc_bytes);
+  m.summed = nullptr;
   const std::size_t elem = kernels::dtype_size(dtype);
   for (std::size_t begin = 0; begin < count; begin += kPieceElements) {
     const std::size_t n = std::min(kPieceElements, count - begin);
@@ -103,16 +105,16 @@ Result<float*> GpuLocalReduce::sum(std::span<const Buffer> inputs, kernels::DTyp
       TERN_CHECK(m.workspace.finish());
     }
   }
+  m.summed = acc;
   return acc;
 }
 
 Status GpuLocalReduce::finish(collective::ReduceOp op, int nranks, kernels::DType dtype, std::size_t count,
                               std::span<const Buffer> outputs) {
   Impl& m = *impl_;
+  float* acc = m.summed;
+  if (acc == nullptr) return internal_error("GpuLocalReduce::finish() without a successful sum()");
   TERN_CUDA_CHECK(cudaSetDevice(m.device), "cudaSetDevice");
-  TERN_ASSIGN_OR_RETURN(std::uint8_t * acc_bytes,
-                        m.acc.reserve(std::max<std::size_t>(count, 1) * sizeof(float), "the local sum"));
-  auto* acc = reinterpret_cast<float*>(acc_bytes);
   if (op == collective::ReduceOp::kMean)  // the host's scale_for_mean, bit for bit
     TERN_CHECK(gpu::scale_async(acc, count, 1.0f / static_cast<float>(nranks), m.s()));
   const std::size_t elem = kernels::dtype_size(dtype);

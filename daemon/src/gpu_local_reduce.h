@@ -44,7 +44,7 @@ class GpuLocalReduce {
   /// device memory of device(); valid until the next sum().
   Result<float*> sum(std::span<const Buffer> inputs, kernels::DType dtype, std::size_t count);
 
-  /// Steps 3 and 4 on the sum (which the mean scales in place): narrows it into every output.
+  /// Steps 3 and 4 on the last sum() (which the mean scales in place): narrows it into every output.
   Status finish(collective::ReduceOp op, int nranks, kernels::DType dtype, std::size_t count,
                 std::span<const Buffer> outputs);
 

@@ -438,7 +438,8 @@ Status GroupState::execute_local_sum_on_gpu(std::vector<OpRequest>& ops, std::ui
 
 Status GroupState::execute(std::vector<OpRequest>& ops, std::uint64_t k) {
   TERN_CHECK(check_agreement(ops, k));
-  if (collective::cuda_tensors_built() && std::all_of(ops.begin(), ops.end(), [](const OpRequest& op) { return op.cuda; }))
+  // (Without CUDA in the build no buffer is a GPU buffer: registering one fails.)
+  if (std::all_of(ops.begin(), ops.end(), [](const OpRequest& op) { return op.cuda != nullptr; }))
     return ops.size() == 1 ? execute_on_gpu(ops, k) : execute_local_sum_on_gpu(ops, k);
   const ring::Submission& a = ops[0].args;
   const auto dtype = static_cast<kernels::DType>(a.dtype);

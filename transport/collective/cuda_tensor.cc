@@ -14,23 +14,16 @@ namespace tern::collective {
 
 #if TERN_HAVE_CUDA
 
-namespace {
-
-using kernels::cuda::GrowingDeviceBuffer;
-using kernels::cuda::UniqueStream;
-
-}  // namespace
-
 struct CudaScratch::Impl {
   int device = 0;
   // Destroyed in reverse order: the workspace (which waits for its operation) before the buffers
   // and the stream it used.
-  UniqueStream stream;
-  GrowingDeviceBuffer chunk, residual;
+  kernels::cuda::UniqueStream stream;
+  kernels::cuda::GrowingDeviceBuffer chunk, residual;
   std::vector<std::uint8_t> narrow_values;  // fp16/bf16 values on their way to widen_to_f32
   kernels::cuda::Workspace workspace;
 
-  Impl(int d, UniqueStream s, kernels::cuda::Workspace ws)
+  Impl(int d, kernels::cuda::UniqueStream s, kernels::cuda::Workspace ws)
       : device(d), stream(std::move(s)), workspace(std::move(ws)) {}
   ~Impl() { (void)cudaSetDevice(device); }  // runs before the members are freed on that device
 
@@ -57,7 +50,7 @@ Result<std::unique_ptr<CudaScratch>> CudaScratch::create(int device) {
     return invalid_argument("GPU " + std::to_string(device) + " does not exist (" + std::to_string(devices) + " GPUs)");
   TERN_CUDA_CHECK(cudaSetDevice(device), "cudaSetDevice(" + std::to_string(device) + ")");
   TERN_CHECK(kernels::cuda::device_available());
-  TERN_ASSIGN_OR_RETURN(UniqueStream stream, kernels::cuda::make_stream());
+  TERN_ASSIGN_OR_RETURN(kernels::cuda::UniqueStream stream, kernels::cuda::make_stream());
   TERN_ASSIGN_OR_RETURN(kernels::cuda::Workspace workspace, kernels::cuda::Workspace::create());
   auto impl = std::make_unique<Impl>(device, std::move(stream), std::move(workspace));
   return std::make_unique<CudaScratch>(std::move(impl));
@@ -91,17 +84,19 @@ class CudaTensor final : public Tensor {
     }
     TERN_CHECK(kernels::cuda::encode_async(s_.workspace, at(begin), dtype_, n, device_residual, options, chunk,
                                            out.size(), stream()));
-    TERN_CHECK(s_.workspace.finish());
+    // The copy follows the kernel in stream order, so one wait covers both (on an encode error
+    // the copied bytes are unspecified, as the CPU's, and never sent).
     TERN_CUDA_CHECK(cudaMemcpyAsync(out.data(), chunk, out.size(), cudaMemcpyDeviceToHost, stream()),
                     "copying an encoded chunk from the GPU");
+    TERN_CHECK(s_.workspace.finish());
     TERN_CHECK(s_.wait("copying an encoded chunk from the GPU"));
     if (!residual) return Status::ok();
     kernels::cuda::DeviceChunk encoded{chunk, out.size(), out.data()};  // its header, now on the host
     TERN_CHECK(
         kernels::cuda::residual_update_async(s_.workspace, encoded, at(begin), dtype_, n, device_residual, stream()));
-    TERN_CHECK(s_.workspace.finish());
     TERN_CUDA_CHECK(cudaMemcpyAsync(residual, device_residual, n * sizeof(float), cudaMemcpyDeviceToHost, stream()),
                     "copying an error-feedback residual from the GPU");
+    TERN_CHECK(s_.workspace.finish());
     return s_.wait("copying an error-feedback residual from the GPU");
   }
 

@@ -3,9 +3,10 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <string>
+#include <cstdint>
 
 #include "tern/kernels/cuda_codec.h"
+#include "tern/kernels/cuda_support.h"
 
 namespace tern::kernels::cuda {
 namespace {
@@ -16,12 +17,6 @@ __global__ void scale_kernel(float* data, std::uint64_t count, float factor) {
     data[i] = __fmul_rn(data[i], factor);
 }
 
-Status launch_error(cudaError_t e) {
-  (void)cudaGetLastError();
-  return Status(StatusCode::kInternal,
-                std::string("scale kernel launch: ") + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
-}
-
 }  // namespace
 
 Status scale_async(float* data, std::size_t count, float factor, Stream stream) {
@@ -30,13 +25,13 @@ Status scale_async(float* data, std::size_t count, float factor, Stream stream) 
   if (reinterpret_cast<std::uintptr_t>(data) % alignof(float) != 0)
     return invalid_argument("scale: data is not aligned to 4 bytes");
   cudaPointerAttributes attributes{};
-  if (const cudaError_t e = cudaPointerGetAttributes(&attributes, data); e != cudaSuccess) return launch_error(e);
+  TERN_CUDA_CHECK(cudaPointerGetAttributes(&attributes, data), "scale: cudaPointerGetAttributes");
   if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged)
     return invalid_argument("scale: data is not device memory");
   constexpr unsigned kThreads = 256;
   const auto blocks = static_cast<unsigned>(std::min<std::size_t>((count + kThreads - 1) / kThreads, 65535));
   scale_kernel<<<blocks, kThreads, 0, stream>>>(data, count, factor);
-  if (const cudaError_t e = cudaGetLastError(); e != cudaSuccess) return launch_error(e);
+  TERN_CUDA_CHECK(cudaGetLastError(), "scale kernel launch");
   return Status::ok();
 }
 
